@@ -1,0 +1,51 @@
+//! The one error type of every kernel. Pure Rust: the Python layer maps it to ValueError.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// `axis` is out of range for an array of `ndim` dimensions.
+    Axis { axis: isize, ndim: usize },
+    /// Two shapes that must agree do not.
+    Shape {
+        what: &'static str,
+        expected: Vec<usize>,
+        got: Vec<usize>,
+    },
+    /// Any other invalid argument, with the message to show.
+    Invalid(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Axis { axis, ndim } => {
+                write!(
+                    f,
+                    "axis {axis} is out of bounds for an array of dimension {ndim}"
+                )
+            }
+            Error::Shape {
+                what,
+                expected,
+                got,
+            } => {
+                write!(f, "{what} has shape {got:?}, expected {expected:?}")
+            }
+            Error::Invalid(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Normalises a possibly negative axis.
+pub fn normalize_axis(axis: isize, ndim: usize) -> Result<usize> {
+    let a = if axis < 0 { axis + ndim as isize } else { axis };
+    if a < 0 || a >= ndim as isize {
+        return Err(Error::Axis { axis, ndim });
+    }
+    Ok(a as usize)
+}

@@ -1,0 +1,11 @@
+//! softcore: fast, correct CPU kernels for the softmax family, efficient attention and
+//! mixture-of-experts gating. Kernels see `ndarray` views and slices; `py` is the thin PyO3 layer.
+
+pub mod error;
+pub mod simd;
+pub mod softmax;
+pub mod threads;
+
+mod py;
+
+pub use error::{Error, Result};

@@ -1,0 +1,91 @@
+//! SIMD layer: one `Simd` trait of vector primitives, implemented for the portable scalar path
+//! (the oracle) and, on x86-64, for AVX2+FMA and AVX-512F. ISA detection runs once and is cached
+//! (the BLAKE3 `platform.rs` pattern); `SOFTCORE_ISA` may force a narrower path, as polars'
+//! cpuid override does, so tests and benchmarks can exercise every path on one machine.
+
+pub mod dispatch;
+pub mod exp;
+pub mod scalar;
+mod vector;
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
+
+pub use dispatch::{dispatch, Kernel, Lanes};
+pub use vector::{Elem, Simd};
+
+use std::sync::OnceLock;
+
+/// An instruction-set path. Ordered from narrowest to widest so `min` picks the narrower one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Isa {
+    Scalar,
+    Avx2,
+    Avx512F,
+}
+
+impl Isa {
+    /// The name used by `softcore.isa()` and `SOFTCORE_ISA`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512F => "avx512f",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Isa> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "scalar" | "portable" => Some(Isa::Scalar),
+            "avx2" => Some(Isa::Avx2),
+            "avx512f" | "avx512" => Some(Isa::Avx512F),
+            _ => None,
+        }
+    }
+
+    /// Every path this CPU can run, narrowest first (used by tests to sweep all of them).
+    pub fn supported() -> Vec<Isa> {
+        let best = detect_hardware();
+        [Isa::Scalar, Isa::Avx2, Isa::Avx512F]
+            .into_iter()
+            .filter(|&i| i <= best)
+            .collect()
+    }
+}
+
+/// The widest path the hardware supports, ignoring the environment.
+pub fn detect_hardware() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Isa::Avx512F;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return Isa::Avx2;
+        }
+    }
+    Isa::Scalar
+}
+
+/// The path in use: the hardware's best, narrowed by `SOFTCORE_ISA` if set. An unknown or wider
+/// request than the hardware supports is ignored (never widened: that would fault).
+pub fn active() -> Isa {
+    static ACTIVE: OnceLock<Isa> = OnceLock::new();
+    *ACTIVE.get_or_init(|| {
+        let hw = detect_hardware();
+        match std::env::var("SOFTCORE_ISA")
+            .ok()
+            .as_deref()
+            .and_then(Isa::from_name)
+        {
+            Some(req) => req.min(hw),
+            None => hw,
+        }
+    })
+}

@@ -1,0 +1,370 @@
+//! From arrays to kernels: layout, masks, threading.
+//!
+//! Any input layout is first made C-contiguous (a no-op for C-contiguous input); the reduction
+//! axis then splits the array into (outer, n, inner). inner == 1 runs the contiguous-row kernels,
+//! otherwise the column-strip kernels run down the axis in place: no transposition.
+//!
+//! Threads: rows are grouped into tasks of about TASK_ELEMS elements, columns into strips of
+//! the same size; rows of LONG_ROW or more elements are split into LONG_CHUNK chunks whose
+//! extended-exponent partial sums merge in chunk order. Task boundaries depend only on the shape,
+//! so the result is bitwise identical for any thread count.
+
+use super::extexp::ExtSum;
+use super::rows::{ChunkSum, ChunkWrite, RowOp, Rows, RowsLse};
+use super::strided::{Cols, OutPtr};
+use super::Algorithm;
+use crate::error::{normalize_axis, Error, Result};
+use crate::simd::{self, dispatch, Elem, Isa, Lanes};
+use crate::threads;
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
+use rayon::prelude::*;
+
+/// Elements per parallel task.
+const TASK_ELEMS: usize = 1 << 15;
+/// Rows at least this long are split into chunks (two-pass and log-softmax only).
+const LONG_ROW: usize = 1 << 20;
+const LONG_CHUNK: usize = 1 << 16;
+/// `Auto` uses three-pass-reload while a row of this many bytes stays in L2 together with its
+/// output, two-pass beyond (measured: benches/README.md).
+const AUTO_RELOAD_MAX_BYTES: usize = 256 << 10;
+
+/// Which member of the family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Softmax(Algorithm),
+    LogSoftmax,
+}
+
+/// softmax(x) along `axis` into `out` (same shape). `mask`, broadcastable to x, keeps the entries
+/// where it is true; masked entries give 0, a row with nothing kept gives 0s.
+pub fn softmax<E: Lanes>(
+    x: ArrayViewD<'_, E>,
+    axis: isize,
+    algorithm: Algorithm,
+    mask: Option<ArrayViewD<'_, bool>>,
+    out: ArrayViewMutD<'_, E>,
+) -> Result<()> {
+    softmax_with(simd::active(), x, axis, Op::Softmax(algorithm), mask, out)
+}
+
+/// log-softmax; masked entries (and rows with nothing kept) give -inf, the log of their 0.
+pub fn log_softmax<E: Lanes>(
+    x: ArrayViewD<'_, E>,
+    axis: isize,
+    mask: Option<ArrayViewD<'_, bool>>,
+    out: ArrayViewMutD<'_, E>,
+) -> Result<()> {
+    softmax_with(simd::active(), x, axis, Op::LogSoftmax, mask, out)
+}
+
+/// The softmax family on a given ISA (tests compare ISAs through this).
+pub fn softmax_with<E: Lanes>(
+    isa: Isa,
+    x: ArrayViewD<'_, E>,
+    axis: isize,
+    op: Op,
+    mask: Option<ArrayViewD<'_, bool>>,
+    mut out: ArrayViewMutD<'_, E>,
+) -> Result<()> {
+    let ax = normalize_axis(axis, x.ndim())?;
+    if out.shape() != x.shape() {
+        return Err(Error::Shape {
+            what: "out",
+            expected: x.shape().to_vec(),
+            got: out.shape().to_vec(),
+        });
+    }
+    let (xs, mask) = masked_input(&x, mask)?;
+    let (outer, n, inner) = split(x.shape(), ax);
+    let _ = outer;
+    let fill = match op {
+        Op::Softmax(_) => E::ZERO,
+        Op::LogSoftmax => E::NEG_INFINITY,
+    };
+    let row_op = match op {
+        Op::Softmax(a) => RowOp::Softmax(a),
+        Op::LogSoftmax => RowOp::LogSoftmax,
+    };
+    let body = |ys: &mut [E]| {
+        compute(isa, &xs, ys, n, inner, row_op);
+        if let Some(m) = &mask {
+            for (y, &k) in ys.iter_mut().zip(m.iter()) {
+                if !k {
+                    *y = fill;
+                }
+            }
+        }
+    };
+    match out.as_slice_mut() {
+        Some(ys) => body(ys),
+        None => {
+            let mut tmp = vec![E::ZERO; x.len()];
+            body(&mut tmp);
+            let tmp = ArrayViewD::from_shape(IxDyn(x.shape()), &tmp)
+                .map_err(|e| Error::Invalid(format!("internal shape error: {e}")))?;
+            out.assign(&tmp);
+        }
+    }
+    Ok(())
+}
+
+/// logsumexp along `axis` (removed from the result's shape). Masked entries are left out; a row
+/// with nothing kept (or no entries) gives -inf.
+pub fn logsumexp<E: Lanes>(
+    x: ArrayViewD<'_, E>,
+    axis: isize,
+    mask: Option<ArrayViewD<'_, bool>>,
+) -> Result<ArrayD<E>> {
+    logsumexp_with(simd::active(), x, axis, mask)
+}
+
+pub fn logsumexp_with<E: Lanes>(
+    isa: Isa,
+    x: ArrayViewD<'_, E>,
+    axis: isize,
+    mask: Option<ArrayViewD<'_, bool>>,
+) -> Result<ArrayD<E>> {
+    let ax = normalize_axis(axis, x.ndim())?;
+    let (xs, _) = masked_input(&x, mask)?;
+    let (outer, n, inner) = split(x.shape(), ax);
+    let mut shape = x.shape().to_vec();
+    shape.remove(ax);
+    let mut out = vec![E::NEG_INFINITY; outer * inner];
+    if n > 0 && !out.is_empty() {
+        if inner == 1 {
+            lse_rows(isa, &xs, &mut out, n);
+        } else {
+            let ptr = OutPtr(out.as_mut_ptr());
+            cols(
+                isa,
+                &xs,
+                OutPtr(std::ptr::null_mut()),
+                ptr,
+                n,
+                inner,
+                RowOp::LogSoftmax,
+            );
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&shape), out)
+        .map_err(|e| Error::Invalid(format!("internal shape error: {e}")))
+}
+
+/// (outer, n, inner) around axis `ax`.
+fn split(shape: &[usize], ax: usize) -> (usize, usize, usize) {
+    let outer = shape[..ax].iter().product();
+    let inner = shape[ax + 1..].iter().product();
+    (outer, shape[ax], inner)
+}
+
+/// x in C order, with masked entries replaced by -inf; and the mask in C order.
+fn masked_input<E: Elem>(
+    x: &ArrayViewD<'_, E>,
+    mask: Option<ArrayViewD<'_, bool>>,
+) -> Result<(Vec<E>, Option<Vec<bool>>)> {
+    let Some(mask) = mask else {
+        let xs = match x.as_slice() {
+            Some(s) => s.to_vec(),
+            None => x.iter().copied().collect(),
+        };
+        return Ok((xs, None));
+    };
+    let mb = mask.broadcast(x.raw_dim()).ok_or_else(|| Error::Shape {
+        what: "where",
+        expected: x.shape().to_vec(),
+        got: mask.shape().to_vec(),
+    })?;
+    let mut xs = Vec::with_capacity(x.len());
+    let mut ms = Vec::with_capacity(x.len());
+    // Iterating both logically (C order) keeps them aligned whatever their strides.
+    for (&v, &k) in x.iter().zip(mb.iter()) {
+        xs.push(if k { v } else { E::NEG_INFINITY });
+        ms.push(k);
+    }
+    Ok((xs, Some(ms)))
+}
+
+fn compute<E: Lanes>(isa: Isa, xs: &[E], ys: &mut [E], n: usize, inner: usize, op: RowOp) {
+    if n == 0 || xs.is_empty() {
+        return;
+    }
+    if inner == 1 {
+        rows(isa, xs, ys, n, op);
+    } else {
+        cols(
+            isa,
+            xs,
+            OutPtr(ys.as_mut_ptr()),
+            OutPtr(std::ptr::null_mut()),
+            n,
+            inner,
+            op,
+        );
+    }
+}
+
+/// The concrete algorithm `Auto` stands for at row length n.
+pub fn resolve_auto<E>(n: usize) -> Algorithm {
+    if n * std::mem::size_of::<E>() <= AUTO_RELOAD_MAX_BYTES {
+        Algorithm::ThreePassReload
+    } else {
+        Algorithm::TwoPass
+    }
+}
+
+fn rows<E: Lanes>(isa: Isa, xs: &[E], ys: &mut [E], n: usize, op: RowOp) {
+    let op = match op {
+        RowOp::Softmax(Algorithm::Auto) => RowOp::Softmax(resolve_auto::<E>(n)),
+        o => o,
+    };
+    let splittable = matches!(op, RowOp::LogSoftmax | RowOp::Softmax(Algorithm::TwoPass));
+    if splittable && n >= LONG_ROW {
+        for (x, y) in xs.chunks_exact(n).zip(ys.chunks_exact_mut(n)) {
+            long_row(isa, x, y, op == RowOp::LogSoftmax);
+        }
+        return;
+    }
+    let per_task = TASK_ELEMS.div_ceil(n) * n;
+    if xs.len() <= per_task {
+        dispatch(
+            isa,
+            Rows {
+                x: xs,
+                y: ys,
+                n,
+                op,
+            },
+        );
+        return;
+    }
+    threads::install(|| {
+        xs.par_chunks(per_task)
+            .zip(ys.par_chunks_mut(per_task))
+            .for_each(|(x, y)| dispatch(isa, Rows { x, y, n, op }));
+    });
+}
+
+/// One long row: partial sums over fixed chunks in parallel, merged in order, then the writes.
+fn long_row<E: Lanes>(isa: Isa, x: &[E], y: &mut [E], log: bool) {
+    let parts: Vec<ExtSum<E>> = threads::install(|| {
+        x.par_chunks(LONG_CHUNK)
+            .map(|c| dispatch(isa, ChunkSum { x: c }))
+            .collect()
+    });
+    let s = parts.into_iter().fold(ExtSum::empty(), ExtSum::merge);
+    if !s.is_safe() {
+        // Rare (non-finite or extreme values): the exact serial path.
+        let op = if log {
+            RowOp::LogSoftmax
+        } else {
+            RowOp::Softmax(Algorithm::ThreePassRecompute)
+        };
+        dispatch(
+            isa,
+            Rows {
+                x,
+                y,
+                n: x.len(),
+                op,
+            },
+        );
+        return;
+    }
+    threads::install(|| {
+        x.par_chunks(LONG_CHUNK)
+            .zip(y.par_chunks_mut(LONG_CHUNK))
+            .for_each(|(x, y)| dispatch(isa, ChunkWrite { x, y, s, log }));
+    });
+}
+
+fn lse_rows<E: Lanes>(isa: Isa, xs: &[E], out: &mut [E], n: usize) {
+    if n >= LONG_ROW {
+        for (x, o) in xs.chunks_exact(n).zip(out.iter_mut()) {
+            let parts: Vec<ExtSum<E>> = threads::install(|| {
+                x.par_chunks(LONG_CHUNK)
+                    .map(|c| dispatch(isa, ChunkSum { x: c }))
+                    .collect()
+            });
+            let s = parts.into_iter().fold(ExtSum::empty(), ExtSum::merge);
+            *o = if s.is_safe() {
+                E::from_f64(s.ln())
+            } else {
+                let mut one = [E::ZERO];
+                dispatch(
+                    isa,
+                    RowsLse {
+                        x,
+                        out: &mut one,
+                        n,
+                    },
+                );
+                one[0]
+            };
+        }
+        return;
+    }
+    let rows_per_task = TASK_ELEMS.div_ceil(n);
+    if out.len() <= rows_per_task {
+        dispatch(isa, RowsLse { x: xs, out, n });
+        return;
+    }
+    threads::install(|| {
+        xs.par_chunks(rows_per_task * n)
+            .zip(out.par_chunks_mut(rows_per_task))
+            .for_each(|(x, out)| dispatch(isa, RowsLse { x, out, n }));
+    });
+}
+
+/// Column strips of every (n, inner) block; tasks are (block, column range) pairs.
+fn cols<E: Lanes>(
+    isa: Isa,
+    xs: &[E],
+    y: OutPtr<E>,
+    lse: OutPtr<E>,
+    n: usize,
+    inner: usize,
+    op: RowOp,
+) {
+    let block = n * inner;
+    // Column ranges: a multiple of 64 (every ISA's strip width) holding about TASK_ELEMS.
+    let width = (TASK_ELEMS / n)
+        .next_multiple_of(64)
+        .max(64)
+        .min(inner.next_multiple_of(64));
+    let per_block = inner.div_ceil(width);
+    let tasks = (xs.len() / block) * per_block;
+    let task = |t: usize| {
+        let (o, c) = (t / per_block, t % per_block);
+        let x = &xs[o * block..(o + 1) * block];
+        let cols = c * width..((c + 1) * width).min(inner);
+        // SAFETY: each task writes only its block's columns `cols` (and lse[o*inner + cols]);
+        // tasks partition (block, column) pairs, so writes never overlap.
+        let yb = if y.0.is_null() {
+            y
+        } else {
+            OutPtr(unsafe { y.0.add(o * block) })
+        };
+        let lb = if lse.0.is_null() {
+            lse
+        } else {
+            OutPtr(unsafe { lse.0.add(o * inner) })
+        };
+        dispatch(
+            isa,
+            Cols {
+                x,
+                y: yb,
+                lse: lb,
+                n,
+                inner,
+                cols,
+                op,
+            },
+        );
+    };
+    if tasks <= 1 {
+        (0..tasks).for_each(task);
+    } else {
+        threads::install(|| (0..tasks).into_par_iter().for_each(task));
+    }
+}

@@ -1,0 +1,167 @@
+//! The extended-exponent sum of the Two-Pass Softmax algorithm (Dukhan & Ablavatski, 2020, §4):
+//! sum_i e^{x_i} is kept as (m, e) meaning m * 2^e, so no max pass is needed and nothing
+//! overflows. Each term arrives as (p, n) from `exp_parts`; accumulators are merged by the
+//! max-exponent rule (m_a 2^{e_a - e} + m_b 2^{e_b - e}, e = max(e_a, e_b)), which is associative
+//! up to rounding, so fixed chunks give the same bits for any thread count.
+//!
+//! -inf inputs: `exp_parts` clamps x up to EXT_X_MIN. In a row whose largest entry is more than
+//! |EXP_UNDERFLOW| above EXT_X_MIN, the clamped term's share p 2^{n - e} is below half the smallest
+//! subnormal, exactly as e^{x - max} is, so both give exact 0. Rows outside the safe range (all
+//! entries near or below EXT_X_MIN, an entry above EXT_N_LIMIT / ln 2, NaN or +inf) are
+//! recomputed by max subtraction, which handles every special value as the reference does.
+
+use crate::simd::exp::exp_parts;
+use crate::simd::{Elem, Lanes, Simd};
+
+/// m * 2^e. An empty sum has m = 0 and a finite e below every exponent a term can have.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ExtSum<E> {
+    pub m: E,
+    pub e: E,
+}
+
+/// Initial exponent: finite (so merging two empty accumulators gives 0, not NaN) and below
+/// round(EXT_X_MIN * log2 e).
+#[inline(always)]
+pub fn e_init<E: Elem>() -> E {
+    -(E::EXT_N_LIMIT + E::EXT_N_LIMIT)
+}
+
+impl<E: Lanes> ExtSum<E> {
+    pub fn empty() -> Self {
+        ExtSum {
+            m: E::ZERO,
+            e: e_init::<E>(),
+        }
+    }
+
+    /// The max-exponent merge, on the portable path (used once per chunk, not per element).
+    pub fn merge(self, o: Self) -> Self {
+        type S<E> = <E as Lanes>::Scalar;
+        let e = S::<E>::max(self.e, o.e);
+        let m = S::<E>::ldexp_ftz(self.m, self.e - e) + S::<E>::ldexp_ftz(o.m, o.e - e);
+        ExtSum { m, e }
+    }
+
+    /// True when the two-pass result for this row is exact as argued in the module docs.
+    pub fn is_safe(&self) -> bool {
+        let low = (E::EXT_X_MIN - E::EXP_UNDERFLOW) * E::LOG2E + E::ONE + E::ONE;
+        self.m.is_finite() && self.m > E::ZERO && self.e >= low && self.e <= E::EXT_N_LIMIT
+    }
+
+    /// ln(m 2^e) in double precision.
+    pub fn ln(&self) -> f64 {
+        self.e.to_f64() * std::f64::consts::LN_2 + self.m.to_f64().ln()
+    }
+}
+
+/// One accumulation step: (m, e) += (p, n) from x.
+#[inline(always)]
+fn step<S: Simd>(m: &mut S::V, e: &mut S::V, x: S::V) {
+    let (p, n) = exp_parts::<S>(x);
+    (*m, *e) = merge_v::<S>(*m, *e, p, n);
+}
+
+/// Lane-wise merge of two vector accumulators.
+#[inline(always)]
+pub fn merge_v<S: Simd>(ma: S::V, ea: S::V, mb: S::V, eb: S::V) -> (S::V, S::V) {
+    let e = S::max(ea, eb);
+    let m = S::add(
+        S::ldexp_ftz(ma, S::sub(ea, e)),
+        S::ldexp_ftz(mb, S::sub(eb, e)),
+    );
+    (m, e)
+}
+
+/// Horizontal merge of the lanes of one vector accumulator.
+#[inline(always)]
+pub fn reduce_v<S: Simd>(m: S::V, e: S::V) -> ExtSum<S::E> {
+    let emax = S::reduce_max(e);
+    let m = S::reduce_add(S::ldexp_ftz(m, S::sub(e, S::splat(emax))));
+    ExtSum { m, e: emax }
+}
+
+/// Pass 1 over a contiguous slice: four independent accumulators hide the dependency chain
+/// through (m, e); the tail is read with a masked load padded with -inf (a zero term).
+#[inline(always)]
+pub fn ext_sum<S: Simd>(x: &[S::E]) -> ExtSum<S::E> {
+    let w = S::LANES;
+    let len = x.len();
+    let p = x.as_ptr();
+    let zero = S::splat(S::E::ZERO);
+    let init = S::splat(e_init::<S::E>());
+    let (mut m0, mut m1, mut m2, mut m3) = (zero, zero, zero, zero);
+    let (mut e0, mut e1, mut e2, mut e3) = (init, init, init, init);
+    let mut i = 0;
+    // SAFETY: every full load reads p[i..i+w] with i + w <= len; the partial load reads len - i.
+    unsafe {
+        while i + 4 * w <= len {
+            step::<S>(&mut m0, &mut e0, S::load(p.add(i)));
+            step::<S>(&mut m1, &mut e1, S::load(p.add(i + w)));
+            step::<S>(&mut m2, &mut e2, S::load(p.add(i + 2 * w)));
+            step::<S>(&mut m3, &mut e3, S::load(p.add(i + 3 * w)));
+            i += 4 * w;
+        }
+        while i + w <= len {
+            step::<S>(&mut m0, &mut e0, S::load(p.add(i)));
+            i += w;
+        }
+        if i < len {
+            let v = S::load_partial(p.add(i), len - i, S::E::NEG_INFINITY);
+            step::<S>(&mut m1, &mut e1, v);
+        }
+    }
+    let (m0, e0) = merge_v::<S>(m0, e0, m1, e1);
+    let (m2, e2) = merge_v::<S>(m2, e2, m3, e3);
+    let (m, e) = merge_v::<S>(m0, e0, m2, e2);
+    reduce_v::<S>(m, e)
+}
+
+/// Pass 2 of softmax: y = p 2^{n - e} / m.
+#[inline(always)]
+pub fn ext_write<S: Simd>(x: &[S::E], y: &mut [S::E], s: ExtSum<S::E>) {
+    assert_eq!(x.len(), y.len());
+    let inv_m = S::splat(S::E::ONE / s.m);
+    let es = S::splat(s.e);
+    let f = |v: S::V| {
+        let (p, n) = exp_parts::<S>(v);
+        S::ldexp(S::mul(p, inv_m), S::sub(n, es))
+    };
+    map::<S>(x, y, f);
+}
+
+/// Pass 2 of log-softmax: y = (x - e ln2) - ln m, the first difference as exact as range reduction.
+#[inline(always)]
+pub fn ext_write_log<S: Simd>(x: &[S::E], y: &mut [S::E], s: ExtSum<S::E>) {
+    let es = S::splat(s.e);
+    let ln_m = S::splat(S::E::from_f64(s.m.to_f64().ln()));
+    map::<S>(x, y, |v| S::sub(S::reduce_ln2(v, es), ln_m));
+}
+
+/// y[i] = f(x[i]) vector by vector, two at a time, tail masked.
+#[inline(always)]
+pub fn map<S: Simd>(x: &[S::E], y: &mut [S::E], f: impl Fn(S::V) -> S::V) {
+    assert_eq!(x.len(), y.len());
+    let w = S::LANES;
+    let len = x.len();
+    let (p, q) = (x.as_ptr(), y.as_mut_ptr());
+    let mut i = 0;
+    // SAFETY: x and y have len elements; loads and stores stay below len.
+    unsafe {
+        while i + 2 * w <= len {
+            let a = f(S::load(p.add(i)));
+            let b = f(S::load(p.add(i + w)));
+            S::store(q.add(i), a);
+            S::store(q.add(i + w), b);
+            i += 2 * w;
+        }
+        while i + w <= len {
+            S::store(q.add(i), f(S::load(p.add(i))));
+            i += w;
+        }
+        if i < len {
+            let v = f(S::load_partial(p.add(i), len - i, S::E::ZERO));
+            S::store_partial(q.add(i), len - i, v);
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The max-subtraction passes: the three-pass baselines of the Two-Pass Softmax paper (§3:
+//! "reload" stores e^{x - max} and rescales it, "recompute" evaluates the exponential twice),
+//! the online normaliser (Milakov & Gimelshein, 2018) and the exact fallback of the two-pass
+//! algorithm. Special values follow from IEEE arithmetic: a row with NaN or +inf sums to NaN,
+//! an all -inf row has x - max = NaN.
+
+use super::extexp::map;
+use crate::simd::exp::{exp, exp_parts};
+use crate::simd::{Elem, Simd};
+
+/// max over x (-inf for an empty slice). NaN need not propagate: the sum that follows does.
+#[inline(always)]
+pub fn max_pass<S: Simd>(x: &[S::E]) -> S::E {
+    let w = S::LANES;
+    let len = x.len();
+    let p = x.as_ptr();
+    let ninf = S::splat(S::E::NEG_INFINITY);
+    let (mut a, mut b, mut c, mut d) = (ninf, ninf, ninf, ninf);
+    let mut i = 0;
+    // SAFETY: loads stay within x.
+    unsafe {
+        while i + 4 * w <= len {
+            a = S::max(a, S::load(p.add(i)));
+            b = S::max(b, S::load(p.add(i + w)));
+            c = S::max(c, S::load(p.add(i + 2 * w)));
+            d = S::max(d, S::load(p.add(i + 3 * w)));
+            i += 4 * w;
+        }
+        while i + w <= len {
+            a = S::max(a, S::load(p.add(i)));
+            i += w;
+        }
+        if i < len {
+            b = S::max(b, S::load_partial(p.add(i), len - i, S::E::NEG_INFINITY));
+        }
+    }
+    S::reduce_max(S::max(S::max(a, b), S::max(c, d)))
+}
+
+/// e^{x - mx} as a function of x, chosen once per row.
+///
+/// In f32, x - mx itself rounds when x and mx differ by more than a factor of two, and that
+/// error (up to half an ulp of |x - mx| <= 104, i.e. 3.8e-6) lands directly in the relative error
+/// of small outputs. By Sterbenz's lemma the subtraction is exact for every x that matters
+/// (mx - |EXP_UNDERFLOW| <= x <= mx) unless mx lies in (EXP_UNDERFLOW, -2 EXP_UNDERFLOW); there
+/// we use the extended-exponent parts instead, which never subtract: p_x / p_m * 2^{n_x - n_m}.
+#[inline(always)]
+pub fn with_shifted_exp<S: Simd, R>(
+    mx: S::E,
+    scale: S::E,
+    body: impl FnOnce(&dyn Fn(S::V) -> S::V) -> R,
+) -> R {
+    let u = S::E::EXP_UNDERFLOW;
+    if mx > u && mx < -(u + u) {
+        let (pm, nm) = exp_parts::<S>(S::splat(mx));
+        let k = S::mul(S::splat(scale), recip::<S>(pm));
+        body(&move |v| {
+            let (p, n) = exp_parts::<S>(v);
+            S::ldexp(S::mul(p, k), S::sub(n, nm))
+        })
+    } else {
+        let (m, sc) = (S::splat(mx), S::splat(scale));
+        body(&move |v| S::mul(exp::<S>(S::sub(v, m)), sc))
+    }
+}
+
+/// 1 / v lane by lane (once per row).
+#[inline(always)]
+fn recip<S: Simd>(v: S::V) -> S::V {
+    let mut l = [S::E::ZERO; 16];
+    S::to_lanes(v, &mut l);
+    S::splat(S::E::ONE / l[0])
+}
+
+/// sum of e^{x - mx}; with `y`, also stores each term (the "reload" variant).
+#[inline(always)]
+pub fn exp_sum<S: Simd>(x: &[S::E], mut y: Option<&mut [S::E]>, mx: S::E) -> S::E {
+    let len = x.len();
+    if let Some(y) = y.as_deref() {
+        assert_eq!(y.len(), len);
+    }
+    let q = y.as_deref_mut().map(|y| y.as_mut_ptr());
+    with_shifted_exp::<S, _>(mx, S::E::ONE, |f| exp_sum_with::<S>(x, q, f))
+}
+
+#[inline(always)]
+fn exp_sum_with<S: Simd>(x: &[S::E], q: Option<*mut S::E>, f: &dyn Fn(S::V) -> S::V) -> S::E {
+    let w = S::LANES;
+    let len = x.len();
+    let p = x.as_ptr();
+    let zero = S::splat(S::E::ZERO);
+    let (mut a, mut b, mut c, mut d) = (zero, zero, zero, zero);
+    let mut i = 0;
+    // SAFETY: loads stay within x; q, when given, points to a slice of the same length.
+    unsafe {
+        let term = |i: usize| {
+            let t = f(S::load(p.add(i)));
+            if let Some(q) = q {
+                S::store(q.add(i), t);
+            }
+            t
+        };
+        while i + 4 * w <= len {
+            a = S::add(a, term(i));
+            b = S::add(b, term(i + w));
+            c = S::add(c, term(i + 2 * w));
+            d = S::add(d, term(i + 3 * w));
+            i += 4 * w;
+        }
+        while i + w <= len {
+            a = S::add(a, term(i));
+            i += w;
+        }
+        if i < len {
+            let v = S::load_partial(p.add(i), len - i, S::E::NEG_INFINITY);
+            let t = f(v);
+            if let Some(q) = q {
+                S::store_partial(q.add(i), len - i, t);
+            }
+            // A -inf pad gives e^{-inf - mx} = 0 for finite mx; otherwise the row is NaN anyway.
+            b = S::add(b, t);
+        }
+    }
+    S::reduce_add(S::add(S::add(a, b), S::add(c, d)))
+}
+
+/// y *= s in place.
+#[inline(always)]
+pub fn scale_in_place<S: Simd>(y: &mut [S::E], s: S::E) {
+    let sv = S::splat(s);
+    let w = S::LANES;
+    let len = y.len();
+    let q = y.as_mut_ptr();
+    let mut i = 0;
+    // SAFETY: loads and stores stay within y.
+    unsafe {
+        while i + 2 * w <= len {
+            let a = S::mul(S::load(q.add(i)), sv);
+            let b = S::mul(S::load(q.add(i + w)), sv);
+            S::store(q.add(i), a);
+            S::store(q.add(i + w), b);
+            i += 2 * w;
+        }
+        while i + w <= len {
+            S::store(q.add(i), S::mul(S::load(q.add(i)), sv));
+            i += w;
+        }
+        if i < len {
+            let v = S::mul(S::load_partial(q.add(i), len - i, S::E::ZERO), sv);
+            S::store_partial(q.add(i), len - i, v);
+        }
+    }
+}
+
+/// y = e^{x - mx} * s.
+#[inline(always)]
+pub fn exp_scale_write<S: Simd>(x: &[S::E], y: &mut [S::E], mx: S::E, s: S::E) {
+    with_shifted_exp::<S, _>(mx, s, |f| map::<S>(x, y, f));
+}
+
+/// y = (x - mx) - ln_s.
+#[inline(always)]
+pub fn log_write_max<S: Simd>(x: &[S::E], y: &mut [S::E], mx: S::E, ln_s: S::E) {
+    let (m, l) = (S::splat(mx), S::splat(ln_s));
+    map::<S>(x, y, |v| S::sub(S::sub(v, m), l));
+}
+
+/// Online normaliser: per-lane running max and rescaled sum in one pass, lanes merged at the end.
+/// Returns (max, sum of e^{x - max}). Starting from the lowest finite value (not -inf) keeps
+/// e^{m - m_new} free of -inf - -inf.
+#[inline(always)]
+pub fn online_pass<S: Simd>(x: &[S::E]) -> (S::E, S::E) {
+    let w = S::LANES;
+    let len = x.len();
+    let p = x.as_ptr();
+    let lo = S::splat(S::E::LOWEST);
+    let zero = S::splat(S::E::ZERO);
+    let (mut ma, mut sa, mut mb, mut sb) = (lo, zero, lo, zero);
+    #[inline(always)]
+    fn step<S: Simd>(m: &mut S::V, s: &mut S::V, v: S::V) {
+        let mn = S::max(*m, v);
+        *s = S::fma(*s, exp::<S>(S::sub(*m, mn)), exp::<S>(S::sub(v, mn)));
+        *m = mn;
+    }
+    let mut i = 0;
+    // SAFETY: loads stay within x.
+    unsafe {
+        while i + 2 * w <= len {
+            step::<S>(&mut ma, &mut sa, S::load(p.add(i)));
+            step::<S>(&mut mb, &mut sb, S::load(p.add(i + w)));
+            i += 2 * w;
+        }
+        while i + w <= len {
+            step::<S>(&mut ma, &mut sa, S::load(p.add(i)));
+            i += w;
+        }
+        if i < len {
+            step::<S>(
+                &mut mb,
+                &mut sb,
+                S::load_partial(p.add(i), len - i, S::E::NEG_INFINITY),
+            );
+        }
+    }
+    let m = S::max(ma, mb);
+    let s = S::fma(
+        sa,
+        exp::<S>(S::sub(ma, m)),
+        S::mul(sb, exp::<S>(S::sub(mb, m))),
+    );
+    let mx = S::reduce_max(m);
+    let mut lanes_m = [S::E::ZERO; 16];
+    let mut lanes_s = [S::E::ZERO; 16];
+    S::to_lanes(m, &mut lanes_m);
+    S::to_lanes(s, &mut lanes_s);
+    let mut total = S::E::ZERO;
+    for l in 0..w {
+        // Lanes are few; the scalar exp keeps one code path for every ISA.
+        let f = exp::<crate::simd::scalar::ScalarF64>((lanes_m[l] - mx).to_f64());
+        total = total + lanes_s[l] * S::E::from_f64(f);
+    }
+    (mx, total)
+}

@@ -1,0 +1,64 @@
+//! The crate's own rayon pool, so `set_num_threads` can resize it at any time (rayon's global
+//! pool is fixed once built). Work is always split into fixed-size tasks that do not depend on
+//! the thread count, so results are bitwise identical for any number of threads.
+
+use crate::error::{Error, Result};
+use rayon::{ThreadPool, ThreadPoolBuilder};
+use std::sync::{Arc, OnceLock, RwLock};
+
+fn slot() -> &'static RwLock<Arc<ThreadPool>> {
+    static POOL: OnceLock<RwLock<Arc<ThreadPool>>> = OnceLock::new();
+    POOL.get_or_init(|| RwLock::new(Arc::new(build(default_threads()))))
+}
+
+/// `SOFTCORE_NUM_THREADS` if set to a positive integer, else the available parallelism.
+fn default_threads() -> usize {
+    std::env::var("SOFTCORE_NUM_THREADS")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn build(n: usize) -> ThreadPool {
+    ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(|i| format!("softcore-{i}"))
+        .build()
+        .unwrap_or_else(|e| panic!("cannot start {n} softcore threads: {e}"))
+}
+
+fn pool() -> Arc<ThreadPool> {
+    let guard = slot().read().unwrap_or_else(|p| p.into_inner());
+    Arc::clone(&guard)
+}
+
+pub fn num_threads() -> usize {
+    pool().current_num_threads()
+}
+
+pub fn set_num_threads(n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(Error::Invalid(
+            "number of threads must be >= 1, got 0".into(),
+        ));
+    }
+    if n > 4096 {
+        return Err(Error::Invalid(format!(
+            "number of threads must be <= 4096, got {n}"
+        )));
+    }
+    let new = Arc::new(build(n));
+    *slot().write().unwrap_or_else(|p| p.into_inner()) = new;
+    Ok(())
+}
+
+/// Runs `f` inside the pool (rayon calls in `f` use it). With one thread, runs inline.
+pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let p = pool();
+    if p.current_num_threads() == 1 {
+        f()
+    } else {
+        p.install(f)
+    }
+}

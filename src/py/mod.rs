@@ -1,3 +1,22 @@
-pub fn register(_m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+//! The PyO3 layer: extracts arrays with the GIL held, runs kernels with it released, returns new
+//! arrays. No computation lives here.
+
+mod arrays;
+mod errors;
+mod runtime;
+mod softmax;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(runtime::isa, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::supported_isas, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(softmax::softmax, m)?)?;
+    m.add_function(wrap_pyfunction!(softmax::log_softmax, m)?)?;
+    m.add_function(wrap_pyfunction!(softmax::logsumexp, m)?)?;
     Ok(())
 }

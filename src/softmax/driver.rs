@@ -18,6 +18,7 @@ use crate::simd::{self, dispatch, Elem, Isa, Lanes};
 use crate::threads;
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Elements per parallel task.
 const TASK_ELEMS: usize = 1 << 15;
@@ -157,15 +158,16 @@ fn split(shape: &[usize], ax: usize) -> (usize, usize, usize) {
     (outer, shape[ax], inner)
 }
 
-/// x in C order, with masked entries replaced by -inf; and the mask in C order.
-fn masked_input<E: Elem>(
-    x: &ArrayViewD<'_, E>,
+/// x in C order (borrowed when it already is), with masked entries replaced by -inf; and the
+/// mask in C order.
+fn masked_input<'a, E: Elem>(
+    x: &'a ArrayViewD<'_, E>,
     mask: Option<ArrayViewD<'_, bool>>,
-) -> Result<(Vec<E>, Option<Vec<bool>>)> {
+) -> Result<(Cow<'a, [E]>, Option<Vec<bool>>)> {
     let Some(mask) = mask else {
         let xs = match x.as_slice() {
-            Some(s) => s.to_vec(),
-            None => x.iter().copied().collect(),
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(x.iter().copied().collect()),
         };
         return Ok((xs, None));
     };
@@ -181,7 +183,7 @@ fn masked_input<E: Elem>(
         xs.push(if k { v } else { E::NEG_INFINITY });
         ms.push(k);
     }
-    Ok((xs, Some(ms)))
+    Ok((Cow::Owned(xs), Some(ms)))
 }
 
 fn compute<E: Lanes>(isa: Isa, xs: &[E], ys: &mut [E], n: usize, inner: usize, op: RowOp) {

@@ -10,6 +10,7 @@
 //! entries near or below EXT_X_MIN, an entry above EXT_N_LIMIT / ln 2, NaN or +inf) are
 //! recomputed by max subtraction, which handles every special value as the reference does.
 
+use super::vmap::{map, ExtLog, ExtScale};
 use crate::simd::exp::exp_parts;
 use crate::simd::{Elem, Lanes, Simd};
 
@@ -120,48 +121,23 @@ pub fn ext_sum<S: Simd>(x: &[S::E]) -> ExtSum<S::E> {
 /// Pass 2 of softmax: y = p 2^{n - e} / m.
 #[inline(always)]
 pub fn ext_write<S: Simd>(x: &[S::E], y: &mut [S::E], s: ExtSum<S::E>) {
-    assert_eq!(x.len(), y.len());
-    let inv_m = S::splat(S::E::ONE / s.m);
-    let es = S::splat(s.e);
-    let f = |v: S::V| {
-        let (p, n) = exp_parts::<S>(v);
-        S::ldexp(S::mul(p, inv_m), S::sub(n, es))
+    let f = ExtScale::<S, 1> {
+        inv_m: [S::splat(S::E::ONE / s.m)],
+        e: [S::splat(s.e)],
     };
-    map::<S>(x, y, f);
+    map::<S, _>(x, y, f);
 }
 
 /// Pass 2 of log-softmax: y = (x - e ln2) - ln m, the first difference as exact as range reduction.
 #[inline(always)]
 pub fn ext_write_log<S: Simd>(x: &[S::E], y: &mut [S::E], s: ExtSum<S::E>) {
-    let es = S::splat(s.e);
     let ln_m = S::splat(S::E::from_f64(s.m.to_f64().ln()));
-    map::<S>(x, y, |v| S::sub(S::reduce_ln2(v, es), ln_m));
-}
-
-/// y[i] = f(x[i]) vector by vector, two at a time, tail masked.
-#[inline(always)]
-pub fn map<S: Simd>(x: &[S::E], y: &mut [S::E], f: impl Fn(S::V) -> S::V) {
-    assert_eq!(x.len(), y.len());
-    let w = S::LANES;
-    let len = x.len();
-    let (p, q) = (x.as_ptr(), y.as_mut_ptr());
-    let mut i = 0;
-    // SAFETY: x and y have len elements; loads and stores stay below len.
-    unsafe {
-        while i + 2 * w <= len {
-            let a = f(S::load(p.add(i)));
-            let b = f(S::load(p.add(i + w)));
-            S::store(q.add(i), a);
-            S::store(q.add(i + w), b);
-            i += 2 * w;
-        }
-        while i + w <= len {
-            S::store(q.add(i), f(S::load(p.add(i))));
-            i += w;
-        }
-        if i < len {
-            let v = f(S::load_partial(p.add(i), len - i, S::E::ZERO));
-            S::store_partial(q.add(i), len - i, v);
-        }
-    }
+    map::<S, _>(
+        x,
+        y,
+        ExtLog::<S, 1> {
+            e: [S::splat(s.e)],
+            ln_m: [ln_m],
+        },
+    );
 }

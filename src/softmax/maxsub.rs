@@ -4,8 +4,8 @@
 //! algorithm. Special values follow from IEEE arithmetic: a row with NaN or +inf sums to NaN,
 //! an all -inf row has x - max = NaN.
 
-use super::extexp::map;
-use crate::simd::exp::{exp, exp_parts};
+use super::vmap::{map, needs_shift, ExtScale, LogMax, SubExp, VFn};
+use crate::simd::exp::exp;
 use crate::simd::{Elem, Simd};
 
 /// max over x (-inf for an empty slice). NaN need not propagate: the sum that follows does.
@@ -37,41 +37,6 @@ pub fn max_pass<S: Simd>(x: &[S::E]) -> S::E {
     S::reduce_max(S::max(S::max(a, b), S::max(c, d)))
 }
 
-/// e^{x - mx} as a function of x, chosen once per row.
-///
-/// In f32, x - mx itself rounds when x and mx differ by more than a factor of two, and that
-/// error (up to half an ulp of |x - mx| <= 104, i.e. 3.8e-6) lands directly in the relative error
-/// of small outputs. By Sterbenz's lemma the subtraction is exact for every x that matters
-/// (mx - |EXP_UNDERFLOW| <= x <= mx) unless mx lies in (EXP_UNDERFLOW, -2 EXP_UNDERFLOW); there
-/// we use the extended-exponent parts instead, which never subtract: p_x / p_m * 2^{n_x - n_m}.
-#[inline(always)]
-pub fn with_shifted_exp<S: Simd, R>(
-    mx: S::E,
-    scale: S::E,
-    body: impl FnOnce(&dyn Fn(S::V) -> S::V) -> R,
-) -> R {
-    let u = S::E::EXP_UNDERFLOW;
-    if mx > u && mx < -(u + u) {
-        let (pm, nm) = exp_parts::<S>(S::splat(mx));
-        let k = S::mul(S::splat(scale), recip::<S>(pm));
-        body(&move |v| {
-            let (p, n) = exp_parts::<S>(v);
-            S::ldexp(S::mul(p, k), S::sub(n, nm))
-        })
-    } else {
-        let (m, sc) = (S::splat(mx), S::splat(scale));
-        body(&move |v| S::mul(exp::<S>(S::sub(v, m)), sc))
-    }
-}
-
-/// 1 / v lane by lane (once per row).
-#[inline(always)]
-fn recip<S: Simd>(v: S::V) -> S::V {
-    let mut l = [S::E::ZERO; 16];
-    S::to_lanes(v, &mut l);
-    S::splat(S::E::ONE / l[0])
-}
-
 /// sum of e^{x - mx}; with `y`, also stores each term (the "reload" variant).
 #[inline(always)]
 pub fn exp_sum<S: Simd>(x: &[S::E], mut y: Option<&mut [S::E]>, mx: S::E) -> S::E {
@@ -80,11 +45,16 @@ pub fn exp_sum<S: Simd>(x: &[S::E], mut y: Option<&mut [S::E]>, mx: S::E) -> S::
         assert_eq!(y.len(), len);
     }
     let q = y.as_deref_mut().map(|y| y.as_mut_ptr());
-    with_shifted_exp::<S, _>(mx, S::E::ONE, |f| exp_sum_with::<S>(x, q, f))
+    // See `needs_shift`: e^{x - mx} without rounding x - mx where that rounding would show.
+    if needs_shift(mx) {
+        exp_sum_with::<S, _>(x, q, ExtScale::shifted(mx, S::E::ONE))
+    } else {
+        exp_sum_with::<S, _>(x, q, SubExp::new(mx, S::E::ONE))
+    }
 }
 
 #[inline(always)]
-fn exp_sum_with<S: Simd>(x: &[S::E], q: Option<*mut S::E>, f: &dyn Fn(S::V) -> S::V) -> S::E {
+fn exp_sum_with<S: Simd, F: VFn<S>>(x: &[S::E], q: Option<*mut S::E>, f: F) -> S::E {
     let w = S::LANES;
     let len = x.len();
     let p = x.as_ptr();
@@ -93,27 +63,20 @@ fn exp_sum_with<S: Simd>(x: &[S::E], q: Option<*mut S::E>, f: &dyn Fn(S::V) -> S
     let mut i = 0;
     // SAFETY: loads stay within x; q, when given, points to a slice of the same length.
     unsafe {
-        let term = |i: usize| {
-            let t = f(S::load(p.add(i)));
-            if let Some(q) = q {
-                S::store(q.add(i), t);
-            }
-            t
-        };
         while i + 4 * w <= len {
-            a = S::add(a, term(i));
-            b = S::add(b, term(i + w));
-            c = S::add(c, term(i + 2 * w));
-            d = S::add(d, term(i + 3 * w));
+            a = S::add(a, term::<S, F>(p, q, i, f));
+            b = S::add(b, term::<S, F>(p, q, i + w, f));
+            c = S::add(c, term::<S, F>(p, q, i + 2 * w, f));
+            d = S::add(d, term::<S, F>(p, q, i + 3 * w, f));
             i += 4 * w;
         }
         while i + w <= len {
-            a = S::add(a, term(i));
+            a = S::add(a, term::<S, F>(p, q, i, f));
             i += w;
         }
         if i < len {
             let v = S::load_partial(p.add(i), len - i, S::E::NEG_INFINITY);
-            let t = f(v);
+            let t = f.call(0, v);
             if let Some(q) = q {
                 S::store_partial(q.add(i), len - i, t);
             }
@@ -122,6 +85,22 @@ fn exp_sum_with<S: Simd>(x: &[S::E], q: Option<*mut S::E>, f: &dyn Fn(S::V) -> S
         }
     }
     S::reduce_add(S::add(S::add(a, b), S::add(c, d)))
+}
+
+/// f(x[i]), also stored to q[i] when q is given.
+///
+/// # Safety
+/// p[i..i+LANES] readable, q[i..i+LANES] writable.
+#[inline(always)]
+unsafe fn term<S: Simd, F: VFn<S>>(p: *const S::E, q: Option<*mut S::E>, i: usize, f: F) -> S::V {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let t = f.call(0, S::load(p.add(i)));
+        if let Some(q) = q {
+            S::store(q.add(i), t);
+        }
+        t
+    }
 }
 
 /// y *= s in place.
@@ -155,14 +134,24 @@ pub fn scale_in_place<S: Simd>(y: &mut [S::E], s: S::E) {
 /// y = e^{x - mx} * s.
 #[inline(always)]
 pub fn exp_scale_write<S: Simd>(x: &[S::E], y: &mut [S::E], mx: S::E, s: S::E) {
-    with_shifted_exp::<S, _>(mx, s, |f| map::<S>(x, y, f));
+    if needs_shift(mx) {
+        map::<S, _>(x, y, ExtScale::shifted(mx, s));
+    } else {
+        map::<S, _>(x, y, SubExp::new(mx, s));
+    }
 }
 
 /// y = (x - mx) - ln_s.
 #[inline(always)]
 pub fn log_write_max<S: Simd>(x: &[S::E], y: &mut [S::E], mx: S::E, ln_s: S::E) {
-    let (m, l) = (S::splat(mx), S::splat(ln_s));
-    map::<S>(x, y, |v| S::sub(S::sub(v, m), l));
+    map::<S, _>(
+        x,
+        y,
+        LogMax::<S> {
+            m: S::splat(mx),
+            l: S::splat(ln_s),
+        },
+    );
 }
 
 /// Online normaliser: per-lane running max and rescaled sum in one pass, lanes merged at the end.

@@ -7,11 +7,12 @@ pub mod extexp;
 pub mod maxsub;
 pub mod rows;
 pub mod strided;
+pub mod vmap;
 
 #[cfg(test)]
 mod tests;
 
-pub use driver::{log_softmax, logsumexp, softmax, softmax_with, Op};
+pub use driver::{log_softmax, logsumexp, logsumexp_with, softmax, softmax_with, Op};
 
 use crate::error::{Error, Result};
 

@@ -7,6 +7,7 @@
 
 use super::extexp::{e_init, merge_v, ExtSum};
 use super::rows::{log_softmax_row, logsumexp_row, softmax_row, RowOp};
+use super::vmap::{ExtLog, ExtScale, VFn};
 use super::Algorithm;
 use crate::simd::exp::{exp, exp_parts};
 use crate::simd::{Elem, Kernel, Lanes, Simd};
@@ -78,36 +79,78 @@ struct StripCtx<'a, E> {
     width: usize,
 }
 
-/// Loads the `valid` (1..=LANES) columns at p, padding with `fill`.
-#[inline(always)]
-unsafe fn load_cols<S: Simd>(p: *const S::E, valid: usize, fill: S::E) -> S::V {
-    // SAFETY: the caller guarantees p[..valid] is readable.
-    unsafe {
-        if valid >= S::LANES {
-            S::load(p)
-        } else {
-            S::load_partial(p, valid, fill)
+impl<E: Elem> StripCtx<'_, E> {
+    /// Valid columns of vector v of the strip (0 when v is past the strip).
+    #[inline(always)]
+    fn valid(&self, v: usize, w: usize) -> usize {
+        self.width.saturating_sub(v * w).min(w)
+    }
+
+    #[inline(always)]
+    fn at(&self, i: usize, v: usize, w: usize) -> usize {
+        i * self.stride + self.j + v * w
+    }
+
+    /// Row i, vector v of the strip, padded with `fill`.
+    #[inline(always)]
+    fn load<S: Simd<E = E>>(&self, i: usize, v: usize, fill: E) -> S::V {
+        let w = S::LANES;
+        // SAFETY: `strip` asserted j + width <= stride and x.len() == n * stride, and i < n.
+        unsafe {
+            load_cols::<S>(
+                self.x.as_ptr().add(self.at(i, v, w)),
+                self.valid(v, w),
+                fill,
+            )
+        }
+    }
+
+    /// # Safety
+    /// As for `strip`: y is valid for this strip's columns.
+    #[inline(always)]
+    unsafe fn load_y<S: Simd<E = E>>(&self, i: usize, v: usize) -> S::V {
+        let w = S::LANES;
+        unsafe { load_cols::<S>(self.y.add(self.at(i, v, w)), self.valid(v, w), E::ZERO) }
+    }
+
+    /// # Safety
+    /// As for `strip`: y is valid for this strip's columns.
+    #[inline(always)]
+    unsafe fn store<S: Simd<E = E>>(&self, i: usize, v: usize, r: S::V) {
+        let w = S::LANES;
+        unsafe { store_cols::<S>(self.y.add(self.at(i, v, w)), self.valid(v, w), r) }
+    }
+
+    /// y = f(x) over the strip.
+    ///
+    /// # Safety
+    /// As for `strip`.
+    #[inline(always)]
+    unsafe fn write<S: Simd<E = E>, F: VFn<S>, const V: usize>(&self, f: F) {
+        for i in 0..self.n {
+            for v in 0..V {
+                let r = f.call(v, self.load::<S>(i, v, E::ZERO));
+                unsafe { self.store::<S>(i, v, r) };
+            }
         }
     }
 }
 
+/// Lanes of V vectors as a 2-D array.
+type LaneBuf<E, const V: usize> = [[E; 16]; V];
+
 #[inline(always)]
-unsafe fn store_cols<S: Simd>(p: *mut S::E, valid: usize, v: S::V) {
-    // SAFETY: the caller guarantees p[..valid] is writable.
-    unsafe {
-        if valid >= S::LANES {
-            S::store(p, v)
-        } else {
-            S::store_partial(p, valid, v)
-        }
+fn lanes<S: Simd, const V: usize>(v: &[S::V; V]) -> LaneBuf<S::E, V> {
+    let mut l = [[S::E::ZERO; 16]; V];
+    for (k, x) in v.iter().enumerate() {
+        S::to_lanes(*x, &mut l[k]);
     }
+    l
 }
 
-/// Per-lane scalars as a vector (through memory: this runs once per strip, not per element).
 #[inline(always)]
-fn from_lanes<S: Simd>(l: &[S::E; 16]) -> S::V {
-    // SAFETY: the array has 16 >= LANES elements.
-    unsafe { S::load(l.as_ptr()) }
+fn vectors<S: Simd, const V: usize>(l: &LaneBuf<S::E, V>) -> [S::V; V] {
+    std::array::from_fn(|v| from_lanes::<S>(&l[v]))
 }
 
 /// Whether p_x / p_m 2^{n_x - n_m} equals e^{x - m} for a max m: finite, and inside the range
@@ -115,19 +158,6 @@ fn from_lanes<S: Simd>(l: &[S::E; 16]) -> S::V {
 #[inline(always)]
 fn shift_exact<E: Elem>(m: E) -> bool {
     m >= E::EXT_X_MIN - E::EXP_UNDERFLOW && m * E::LOG2E <= E::EXT_N_LIMIT
-}
-
-/// 1 / s lane by lane.
-#[inline(always)]
-fn reciprocals<S: Simd, const V: usize>(s: &[S::V; V]) -> [S::V; V] {
-    std::array::from_fn(|v| {
-        let mut l = [S::E::ZERO; 16];
-        S::to_lanes(s[v], &mut l);
-        for x in l.iter_mut().take(S::LANES) {
-            *x = S::E::ONE / *x;
-        }
-        from_lanes::<S>(&l)
-    })
 }
 
 /// # Safety
@@ -138,168 +168,172 @@ unsafe fn strip<S: Simd, const V: usize>(ctx: StripCtx<'_, S::E>, op: RowOp)
 where
     S::E: Lanes,
 {
-    let StripCtx {
-        x,
-        y,
-        lse,
-        n,
-        stride,
-        j,
-        width,
-    } = ctx;
     let w = S::LANES;
-    assert!(j + width <= stride && x.len() == n * stride && width <= V * w);
-    let valid = |v: usize| width.saturating_sub(v * w).min(w);
-    let px = x.as_ptr();
-    // SAFETY (loads): row i, vector v reads columns j + v*w .. + valid(v) of row i, inside x by
-    // the assert above. Stores go to the same offsets of y, valid by this function's contract.
-    let load = |i: usize, v: usize, fill: S::E| unsafe {
-        load_cols::<S>(px.add(i * stride + j + v * w), valid(v), fill)
-    };
-    let store = |i: usize, v: usize, r: S::V| unsafe {
-        store_cols::<S>(y.add(i * stride + j + v * w), valid(v), r)
-    };
-    let write = |f: &dyn Fn(usize, S::V) -> S::V| {
-        for i in 0..n {
-            for v in 0..V {
-                store(i, v, f(v, load(i, v, S::E::ZERO)));
-            }
-        }
-    };
-    let two_pass = lse.is_null()
-        && !matches!(
-            op,
-            RowOp::Softmax(
-                Algorithm::Online | Algorithm::ThreePassReload | Algorithm::ThreePassRecompute
-            )
-        );
+    assert!(ctx.j + ctx.width <= ctx.stride && ctx.x.len() == ctx.n * ctx.stride);
+    assert!(ctx.width <= V * w && V * w <= 64);
     let mut redo = [false; 64];
-    let mut any_redo = false;
-    if two_pass || !lse.is_null() {
-        let zero = S::splat(S::E::ZERO);
-        let (mut m, mut e) = ([zero; V], [S::splat(e_init::<S::E>()); V]);
-        for i in 0..n {
-            for v in 0..V {
-                let (p, k) = exp_parts::<S>(load(i, v, S::E::NEG_INFINITY));
-                (m[v], e[v]) = merge_v::<S>(m[v], e[v], p, k);
-            }
-        }
-        let mut ms = [[S::E::ZERO; 16]; V];
-        let mut es = [[S::E::ZERO; 16]; V];
-        let mut inv = [[S::E::ZERO; 16]; V];
-        let mut lnm = [[S::E::ZERO; 16]; V];
-        for v in 0..V {
-            S::to_lanes(m[v], &mut ms[v]);
-            S::to_lanes(e[v], &mut es[v]);
-            for l in 0..valid(v) {
-                let s = ExtSum {
-                    m: ms[v][l],
-                    e: es[v][l],
-                };
-                if !s.is_safe() {
-                    redo[v * w + l] = true;
-                    any_redo = true;
-                }
-                lnm[v][l] = S::E::from_f64(s.m.to_f64().ln());
-                inv[v][l] = S::E::ONE / s.m;
-                if !lse.is_null() {
-                    // SAFETY: column j + v*w + l < j + width, owned by this task.
-                    unsafe { *lse.add(j + v * w + l) = S::E::from_f64(s.ln()) };
-                }
-            }
-        }
-        if lse.is_null() {
-            let inv_v: [S::V; V] = std::array::from_fn(|v| from_lanes::<S>(&inv[v]));
-            let es_v: [S::V; V] = std::array::from_fn(|v| from_lanes::<S>(&es[v]));
-            let lnm_v: [S::V; V] = std::array::from_fn(|v| from_lanes::<S>(&lnm[v]));
-            if op == RowOp::LogSoftmax {
-                write(&|v, xv| S::sub(S::reduce_ln2(xv, es_v[v]), lnm_v[v]));
-            } else {
-                write(&|v, xv| {
-                    let (p, k) = exp_parts::<S>(xv);
-                    S::ldexp(S::mul(p, inv_v[v]), S::sub(k, es_v[v]))
-                });
-            }
-        }
+    let max_based = matches!(
+        op,
+        RowOp::Softmax(
+            Algorithm::Online | Algorithm::ThreePassReload | Algorithm::ThreePassRecompute
+        )
+    ) && ctx.lse.is_null();
+    if max_based {
+        unsafe { strip_max_based::<S, V>(ctx, op, &mut redo) };
     } else {
-        // Max-subtraction algorithms: a max (or online) pass, then the sum, then the write.
-        // e^{x - mx} is evaluated as p_x / p_m 2^{n_x - n_m} (see maxsub::with_shifted_exp);
-        // lanes whose max is outside the range where that is exact go to the row path.
-        let zero = S::splat(S::E::ZERO);
-        let mut mx = [S::splat(S::E::NEG_INFINITY); V];
-        let mut sum = [zero; V];
-        let reload = op == RowOp::Softmax(Algorithm::ThreePassReload);
-        let online = op == RowOp::Softmax(Algorithm::Online);
-        if online {
-            mx = [S::splat(S::E::LOWEST); V];
-            for i in 0..n {
-                for v in 0..V {
-                    let xv = load(i, v, S::E::NEG_INFINITY);
-                    let mn = S::max(mx[v], xv);
-                    sum[v] = S::fma(
-                        sum[v],
-                        exp::<S>(S::sub(mx[v], mn)),
-                        exp::<S>(S::sub(xv, mn)),
-                    );
-                    mx[v] = mn;
-                }
-            }
-        } else {
-            for i in 0..n {
-                for v in 0..V {
-                    mx[v] = S::max(mx[v], load(i, v, S::E::NEG_INFINITY));
-                }
-            }
-        }
-        let mut k = [[S::E::ZERO; 16]; V];
-        let mut nm = [zero; V];
+        unsafe { strip_two_pass::<S, V>(ctx, op, &mut redo) };
+    }
+    if redo.iter().any(|&r| r) {
+        // SAFETY: forwarded contract.
+        unsafe { redo_columns::<S>(ctx, &redo[..ctx.width], op) };
+    }
+}
+
+/// Two-pass softmax, log-softmax and logsumexp down a strip.
+#[inline(always)]
+unsafe fn strip_two_pass<S: Simd, const V: usize>(
+    ctx: StripCtx<'_, S::E>,
+    op: RowOp,
+    redo: &mut [bool; 64],
+) where
+    S::E: Lanes,
+{
+    let w = S::LANES;
+    let zero = S::splat(S::E::ZERO);
+    let (mut m, mut e) = ([zero; V], [S::splat(e_init::<S::E>()); V]);
+    for i in 0..ctx.n {
         for v in 0..V {
-            let (pm, n_m) = exp_parts::<S>(mx[v]);
-            nm[v] = n_m;
-            let mut lm = [S::E::ZERO; 16];
-            S::to_lanes(mx[v], &mut lm);
-            S::to_lanes(pm, &mut k[v]);
-            for l in 0..w {
-                if l < valid(v) && !shift_exact(lm[l]) {
-                    redo[v * w + l] = true;
-                    any_redo = true;
-                }
-                k[v][l] = S::E::ONE / k[v][l];
-            }
-        }
-        let kv: [S::V; V] = std::array::from_fn(|v| from_lanes::<S>(&k[v]));
-        let term = |v: usize, xv: S::V| {
-            let (p, e) = exp_parts::<S>(xv);
-            S::ldexp(S::mul(p, kv[v]), S::sub(e, nm[v]))
-        };
-        if !online {
-            for i in 0..n {
-                for v in 0..V {
-                    let t = term(v, load(i, v, S::E::NEG_INFINITY));
-                    sum[v] = S::add(sum[v], t);
-                    if reload {
-                        store(i, v, t);
-                    }
-                }
-            }
-        }
-        let inv = reciprocals::<S, V>(&sum);
-        if reload {
-            for i in 0..n {
-                for v in 0..V {
-                    // SAFETY: reads back what this strip stored above.
-                    let p = unsafe { y.add(i * stride + j + v * w) };
-                    let t = unsafe { load_cols::<S>(p, valid(v), S::E::ZERO) };
-                    store(i, v, S::mul(t, inv[v]));
-                }
-            }
-        } else {
-            write(&|v, xv| S::mul(term(v, xv), inv[v]));
+            let (p, k) = exp_parts::<S>(ctx.load::<S>(i, v, S::E::NEG_INFINITY));
+            (m[v], e[v]) = merge_v::<S>(m[v], e[v], p, k);
         }
     }
-    if any_redo {
-        // SAFETY: forwarded contract.
-        unsafe { redo_columns::<S>(ctx, &redo[..width], op) };
+    let (ms, es) = (lanes::<S, V>(&m), lanes::<S, V>(&e));
+    let mut inv = [[S::E::ZERO; 16]; V];
+    let mut lnm = [[S::E::ZERO; 16]; V];
+    for v in 0..V {
+        for l in 0..ctx.valid(v, w) {
+            let s = ExtSum {
+                m: ms[v][l],
+                e: es[v][l],
+            };
+            redo[v * w + l] = !s.is_safe();
+            lnm[v][l] = S::E::from_f64(s.m.to_f64().ln());
+            inv[v][l] = S::E::ONE / s.m;
+            if !ctx.lse.is_null() {
+                // SAFETY: column j + v*w + l < j + width, owned by this task.
+                unsafe { *ctx.lse.add(ctx.j + v * w + l) = S::E::from_f64(s.ln()) };
+            }
+        }
+    }
+    if !ctx.lse.is_null() {
+        return;
+    }
+    let e = vectors::<S, V>(&es);
+    // SAFETY: forwarded contract.
+    unsafe {
+        if op == RowOp::LogSoftmax {
+            ctx.write::<S, _, V>(ExtLog::<S, V> {
+                e,
+                ln_m: vectors::<S, V>(&lnm),
+            });
+        } else {
+            ctx.write::<S, _, V>(ExtScale::<S, V> {
+                inv_m: vectors::<S, V>(&inv),
+                e,
+            });
+        }
+    }
+}
+
+/// The max-subtraction algorithms down a strip: a max (or online) pass, the sum, the write.
+/// e^{x - mx} is evaluated as p_x / p_m 2^{n_x - n_m} (see `vmap::needs_shift`); lanes whose
+/// max is outside the range where that is exact go to the row path.
+#[inline(always)]
+unsafe fn strip_max_based<S: Simd, const V: usize>(
+    ctx: StripCtx<'_, S::E>,
+    op: RowOp,
+    redo: &mut [bool; 64],
+) where
+    S::E: Lanes,
+{
+    let w = S::LANES;
+    let zero = S::splat(S::E::ZERO);
+    let mut sum = [zero; V];
+    let online = op == RowOp::Softmax(Algorithm::Online);
+    let reload = op == RowOp::Softmax(Algorithm::ThreePassReload);
+    let mut mx = [S::splat(if online {
+        S::E::LOWEST
+    } else {
+        S::E::NEG_INFINITY
+    }); V];
+    for i in 0..ctx.n {
+        for v in 0..V {
+            let xv = ctx.load::<S>(i, v, S::E::NEG_INFINITY);
+            if online {
+                let mn = S::max(mx[v], xv);
+                sum[v] = S::fma(
+                    sum[v],
+                    exp::<S>(S::sub(mx[v], mn)),
+                    exp::<S>(S::sub(xv, mn)),
+                );
+                mx[v] = mn;
+            } else {
+                mx[v] = S::max(mx[v], xv);
+            }
+        }
+    }
+    let mut nm = [zero; V];
+    let mut pm = [zero; V];
+    for v in 0..V {
+        (pm[v], nm[v]) = exp_parts::<S>(mx[v]);
+    }
+    let lm = lanes::<S, V>(&mx);
+    for v in 0..V {
+        for l in 0..ctx.valid(v, w) {
+            redo[v * w + l] = !shift_exact(lm[v][l]);
+        }
+    }
+    let mut k = lanes::<S, V>(&pm);
+    k.iter_mut().flatten().for_each(|x| *x = S::E::ONE / *x);
+    let term = ExtScale::<S, V> {
+        inv_m: vectors::<S, V>(&k),
+        e: nm,
+    };
+    if !online {
+        for i in 0..ctx.n {
+            for v in 0..V {
+                let t = term.call(v, ctx.load::<S>(i, v, S::E::NEG_INFINITY));
+                sum[v] = S::add(sum[v], t);
+                if reload {
+                    // SAFETY: forwarded contract.
+                    unsafe { ctx.store::<S>(i, v, t) };
+                }
+            }
+        }
+    }
+    let mut inv = lanes::<S, V>(&sum);
+    inv.iter_mut().flatten().for_each(|x| *x = S::E::ONE / *x);
+    let inv = vectors::<S, V>(&inv);
+    // SAFETY: forwarded contract; the reload pass reads back what it stored above.
+    unsafe {
+        if reload {
+            for i in 0..ctx.n {
+                for v in 0..V {
+                    let t = ctx.load_y::<S>(i, v);
+                    ctx.store::<S>(i, v, S::mul(t, inv[v]));
+                }
+            }
+        } else {
+            for v in 0..V {
+                k[v].iter_mut()
+                    .zip(lanes::<S, 1>(&[inv[v]])[0])
+                    .for_each(|(a, b)| *a = *a * b);
+            }
+            ctx.write::<S, _, V>(ExtScale::<S, V> {
+                inv_m: vectors::<S, V>(&k),
+                e: nm,
+            });
+        }
     }
 }
 
@@ -341,4 +375,39 @@ where
             unsafe { *y.add(i * stride + j + c) = *v };
         }
     }
+}
+
+/// Loads the `valid` (1..=LANES) columns at p, padding with `fill`.
+///
+/// # Safety
+/// p[..valid] must be readable.
+#[inline(always)]
+unsafe fn load_cols<S: Simd>(p: *const S::E, valid: usize, fill: S::E) -> S::V {
+    unsafe {
+        if valid >= S::LANES {
+            S::load(p)
+        } else {
+            S::load_partial(p, valid, fill)
+        }
+    }
+}
+
+/// # Safety
+/// p[..valid] must be writable.
+#[inline(always)]
+unsafe fn store_cols<S: Simd>(p: *mut S::E, valid: usize, v: S::V) {
+    unsafe {
+        if valid >= S::LANES {
+            S::store(p, v)
+        } else {
+            S::store_partial(p, valid, v)
+        }
+    }
+}
+
+/// Per-lane scalars as a vector (through memory: once per strip, not per element).
+#[inline(always)]
+fn from_lanes<S: Simd>(l: &[S::E; 16]) -> S::V {
+    // SAFETY: the array has 16 >= LANES elements.
+    unsafe { S::load(l.as_ptr()) }
 }

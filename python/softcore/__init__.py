@@ -1,0 +1,27 @@
+"""softcore: fast, correct CPU kernels for the softmax family, efficient attention and MoE gating.
+
+Every function takes NumPy arrays (or anything ``np.asarray`` accepts) and returns new NumPy
+arrays. See ``softcore.reference`` for the float64 definition of each function.
+"""
+
+from softcore._core import (
+    __version__,
+    get_num_threads,
+    isa,
+    log_softmax,
+    logsumexp,
+    set_num_threads,
+    softmax,
+    supported_isas,
+)
+
+__all__ = [
+    "__version__",
+    "get_num_threads",
+    "isa",
+    "log_softmax",
+    "logsumexp",
+    "set_num_threads",
+    "softmax",
+    "supported_isas",
+]

@@ -1,0 +1,31 @@
+"""`python -m softcore bench` prints softcore against NumPy/SciPy (and PyTorch if installed)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m softcore")
+    sub = parser.add_subparsers(dest="cmd")
+    b = sub.add_parser("bench", help="time softcore against NumPy/SciPy/PyTorch")
+    b.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
+    b.add_argument("--threads", type=int, default=1, help="softcore threads (default 1)")
+    sub.add_parser("info", help="print the version, SIMD path and threads")
+    args = parser.parse_args(argv)
+    if args.cmd == "bench":
+        from softcore._bench import run
+
+        run(quick=args.quick, threads=args.threads)
+        return 0
+    import softcore
+
+    print(f"softcore {softcore.__version__}  isa={softcore.isa()}  threads={softcore.get_num_threads()}")
+    if args.cmd is None:
+        parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Float64 NumPy references: the readable definition of every softcore function.
+
+Tests compare the kernels against these; they favour clarity over speed. Special values follow
+the rules of softcore's API (docs: shared API contract): a row containing +inf or NaN gives NaN
+everywhere, a row of only -inf gives NaN, a -inf entry next to a finite one gives exactly 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ALGORITHMS = ("auto", "two_pass", "online", "three_pass_reload", "three_pass_recompute")
+
+
+def _f64(x):
+    return np.asarray(x, dtype=np.float64)
+
+
+def _mask(x, where):
+    if where is None:
+        return np.ones(x.shape, dtype=bool)
+    return np.broadcast_to(np.asarray(where, dtype=bool), x.shape)
+
+
+def softmax(x, axis=-1, *, where=None):
+    """exp(x - max) / sum(exp(x - max)) along ``axis`` over the kept entries.
+
+    Masked entries give 0; a row with nothing kept gives 0s.
+    """
+    x = _f64(x)
+    keep = _mask(x, where)
+    xm = np.where(keep, x, -np.inf)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        m = np.max(xm, axis=axis, keepdims=True) if x.shape[axis] else 0.0
+        e = np.exp(xm - m)
+        # A row holding NaN or +inf: x - m is NaN somewhere, so the sum is NaN (PyTorch's rule).
+        y = e / np.sum(e, axis=axis, keepdims=True)
+    y = np.where(keep, y, 0.0)
+    if where is not None:
+        empty = ~np.any(keep, axis=axis, keepdims=True)
+        y = np.where(empty, 0.0, y)
+    return y
+
+
+def log_softmax(x, axis=-1, *, where=None):
+    """x - logsumexp(x) along ``axis``; masked entries (and rows with nothing kept) give -inf."""
+    x = _f64(x)
+    keep = _mask(x, where)
+    xm = np.where(keep, x, -np.inf)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        m = np.max(xm, axis=axis, keepdims=True) if x.shape[axis] else 0.0
+        s = np.sum(np.exp(xm - m), axis=axis, keepdims=True)
+        y = (xm - m) - np.log(s)
+    return np.where(keep, y, -np.inf)
+
+
+def logsumexp(x, axis=-1, *, where=None):
+    """log(sum(exp(x))) over the kept entries, ``axis`` removed.
+
+    +inf if the row holds +inf (and no NaN), NaN with a NaN, -inf for an empty or all -inf row.
+    """
+    x = _f64(x)
+    keep = _mask(x, where)
+    xm = np.where(keep, x, -np.inf)
+    if x.shape[axis] == 0:
+        return np.full(np.delete(np.array(x.shape), axis % x.ndim), -np.inf)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        m = np.max(xm, axis=axis, keepdims=True)
+        shift = np.where(np.isfinite(m), m, 0.0)
+        r = np.log(np.sum(np.exp(xm - shift), axis=axis, keepdims=True)) + shift
+    return np.squeeze(r, axis=axis)

@@ -1,0 +1,130 @@
+//! Element-wise maps as small functor structs rather than closures: a closure is its own function,
+//! compiled without the caller's `#[target_feature]`s, so its intrinsics would become calls.
+//! `#[inline(always)]` methods are folded into the ISA entry point instead.
+
+use crate::simd::exp::{exp, exp_parts};
+use crate::simd::{Elem, Simd};
+
+/// v -> f(v), with an index for per-vector parameters (strip kernels), ignored by most maps.
+pub trait VFn<S: Simd>: Copy {
+    fn call(&self, k: usize, v: S::V) -> S::V;
+}
+
+/// Softmax pass 2 of the two-pass algorithm: p 2^{n - e} / m, with `inv_m` = 1/m. Also serves
+/// e^{x - mx} * scale without rounding x - mx, with e = n_m and inv_m = scale / p_m.
+#[derive(Clone, Copy)]
+pub struct ExtScale<S: Simd, const V: usize> {
+    pub inv_m: [S::V; V],
+    pub e: [S::V; V],
+}
+
+impl<S: Simd, const V: usize> VFn<S> for ExtScale<S, V> {
+    #[inline(always)]
+    fn call(&self, k: usize, v: S::V) -> S::V {
+        let (p, n) = exp_parts::<S>(v);
+        S::ldexp(S::mul(p, self.inv_m[k]), S::sub(n, self.e[k]))
+    }
+}
+
+impl<S: Simd> ExtScale<S, 1> {
+    /// e^{x - mx} * scale as p_x (scale / p_m) 2^{n_x - n_m}.
+    #[inline(always)]
+    pub fn shifted(mx: S::E, scale: S::E) -> Self {
+        let (pm, nm) = exp_parts::<S>(S::splat(mx));
+        let mut l = [S::E::ZERO; 16];
+        S::to_lanes(pm, &mut l);
+        ExtScale {
+            inv_m: [S::splat(scale / l[0])],
+            e: [nm],
+        }
+    }
+}
+
+/// Log-softmax pass 2: (x - e ln2) - ln m.
+#[derive(Clone, Copy)]
+pub struct ExtLog<S: Simd, const V: usize> {
+    pub e: [S::V; V],
+    pub ln_m: [S::V; V],
+}
+
+impl<S: Simd, const V: usize> VFn<S> for ExtLog<S, V> {
+    #[inline(always)]
+    fn call(&self, k: usize, v: S::V) -> S::V {
+        S::sub(S::reduce_ln2(v, self.e[k]), self.ln_m[k])
+    }
+}
+
+/// e^{x - m} * scale with a rounded subtraction (exact when x and m are within a factor 2).
+#[derive(Clone, Copy)]
+pub struct SubExp<S: Simd> {
+    pub m: S::V,
+    pub scale: S::V,
+}
+
+impl<S: Simd> VFn<S> for SubExp<S> {
+    #[inline(always)]
+    fn call(&self, _: usize, v: S::V) -> S::V {
+        S::mul(exp::<S>(S::sub(v, self.m)), self.scale)
+    }
+}
+
+impl<S: Simd> SubExp<S> {
+    #[inline(always)]
+    pub fn new(m: S::E, scale: S::E) -> Self {
+        SubExp {
+            m: S::splat(m),
+            scale: S::splat(scale),
+        }
+    }
+}
+
+/// (x - m) - l.
+#[derive(Clone, Copy)]
+pub struct LogMax<S: Simd> {
+    pub m: S::V,
+    pub l: S::V,
+}
+
+impl<S: Simd> VFn<S> for LogMax<S> {
+    #[inline(always)]
+    fn call(&self, _: usize, v: S::V) -> S::V {
+        S::sub(S::sub(v, self.m), self.l)
+    }
+}
+
+/// Whether e^{x - mx} must avoid the subtraction x - mx (see `maxsub`): by Sterbenz's lemma it
+/// is exact for every x with a representable result unless mx is in (EXP_UNDERFLOW,
+/// -2 EXP_UNDERFLOW).
+#[inline(always)]
+pub fn needs_shift<E: Elem>(mx: E) -> bool {
+    let u = E::EXP_UNDERFLOW;
+    mx > u && mx < -(u + u)
+}
+
+/// y[i] = f(x[i]) vector by vector, two at a time, tail masked.
+#[inline(always)]
+pub fn map<S: Simd, F: VFn<S>>(x: &[S::E], y: &mut [S::E], f: F) {
+    assert_eq!(x.len(), y.len());
+    let w = S::LANES;
+    let len = x.len();
+    let (p, q) = (x.as_ptr(), y.as_mut_ptr());
+    let mut i = 0;
+    // SAFETY: x and y have len elements; loads and stores stay below len.
+    unsafe {
+        while i + 2 * w <= len {
+            let a = f.call(0, S::load(p.add(i)));
+            let b = f.call(0, S::load(p.add(i + w)));
+            S::store(q.add(i), a);
+            S::store(q.add(i + w), b);
+            i += 2 * w;
+        }
+        while i + w <= len {
+            S::store(q.add(i), f.call(0, S::load(p.add(i))));
+            i += w;
+        }
+        if i < len {
+            let v = f.call(0, S::load_partial(p.add(i), len - i, S::E::ZERO));
+            S::store_partial(q.add(i), len - i, v);
+        }
+    }
+}

@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import softcore
 
-    print(f"softcore {softcore.__version__}  isa={softcore.isa()}  threads={softcore.get_num_threads()}")
+    threads = softcore.get_num_threads()
+    print(f"softcore {softcore.__version__}  isa={softcore.isa()}  threads={threads}")
     if args.cmd is None:
         parser.print_help()
     return 0

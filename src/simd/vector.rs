@@ -116,8 +116,8 @@ impl Elem for f32 {
     const LOWEST: Self = f32::MIN;
     const LOG2E: Self = std::f32::consts::LOG2_E;
     // 0x1.62e400p-1: 12 trailing zero bits, exact products for |n| < 2^12.
-    const LN2_HI: Self = 0.693_145_751_953_125;
-    const LN2_LO: Self = 1.428_606_765_330_187_0e-6;
+    const LN2_HI: Self = f32::from_bits(0x3f31_7200);
+    const LN2_LO: Self = f32::from_bits(0x35bf_be8e); // ln2 - LN2_HI, rounded
     const EXP_Q: &'static [Self] = &[
         f32::from_bits(0x3ab6_4b6d), // 0x1.6c96dap-10
         f32::from_bits(0x3c09_32f4), // 0x1.1265e8p-7
@@ -160,8 +160,8 @@ impl Elem for f64 {
     const LOWEST: Self = f64::MIN;
     const LOG2E: Self = std::f64::consts::LOG2_E;
     // fdlibm's split: LN2_HI has 32 trailing zero bits.
-    const LN2_HI: Self = 6.931_471_803_691_238_164_90e-1;
-    const LN2_LO: Self = 1.908_214_929_270_587_700_02e-10;
+    const LN2_HI: Self = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: Self = f64::from_bits(0x3dea_39ef_3579_3c76);
     const EXP_Q: &'static [Self] = &[
         f64::from_bits(0x3e5a_f450_f471_2d6f), // 0x1.af450f4712d6fp-26
         f64::from_bits(0x3e92_89b9_8ad8_886e), // 0x1.289b98ad8886ep-22

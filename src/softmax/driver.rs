@@ -158,12 +158,15 @@ fn split(shape: &[usize], ax: usize) -> (usize, usize, usize) {
     (outer, shape[ax], inner)
 }
 
+/// The kernel input in C order and, with a mask, the mask in C order.
+type Prepared<'a, E> = (Cow<'a, [E]>, Option<Vec<bool>>);
+
 /// x in C order (borrowed when it already is), with masked entries replaced by -inf; and the
 /// mask in C order.
 fn masked_input<'a, E: Elem>(
     x: &'a ArrayViewD<'_, E>,
     mask: Option<ArrayViewD<'_, bool>>,
-) -> Result<(Cow<'a, [E]>, Option<Vec<bool>>)> {
+) -> Result<Prepared<'a, E>> {
     let Some(mask) = mask else {
         let xs = match x.as_slice() {
             Some(s) => Cow::Borrowed(s),

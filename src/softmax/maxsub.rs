@@ -39,12 +39,12 @@ pub fn max_pass<S: Simd>(x: &[S::E]) -> S::E {
 
 /// sum of e^{x - mx}; with `y`, also stores each term (the "reload" variant).
 #[inline(always)]
-pub fn exp_sum<S: Simd>(x: &[S::E], mut y: Option<&mut [S::E]>, mx: S::E) -> S::E {
+pub fn exp_sum<S: Simd>(x: &[S::E], y: Option<&mut [S::E]>, mx: S::E) -> S::E {
     let len = x.len();
     if let Some(y) = y.as_deref() {
         assert_eq!(y.len(), len);
     }
-    let q = y.as_deref_mut().map(|y| y.as_mut_ptr());
+    let q = y.map(|y| y.as_mut_ptr());
     // See `needs_shift`: e^{x - mx} without rounding x - mx where that rounding would show.
     if needs_shift(mx) {
         exp_sum_with::<S, _>(x, q, ExtScale::shifted(mx, S::E::ONE))

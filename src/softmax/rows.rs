@@ -72,9 +72,13 @@ where
     }
     let mx = max_pass::<S>(x);
     if mx == S::E::NEG_INFINITY || mx == S::E::INFINITY {
-        // All -inf (or empty) gives -inf; +inf dominates unless a NaN is present.
-        let sum = exp_sum::<S>(x, None, S::E::ZERO);
-        return if sum.is_nan() { f64::NAN } else { mx.to_f64() };
+        // All -inf (or empty) gives -inf; +inf dominates unless a NaN is present (the max pass
+        // need not see a NaN, so look for one: this path is rare).
+        return if x.iter().any(|v| v.is_nan()) {
+            f64::NAN
+        } else {
+            mx.to_f64()
+        };
     }
     let sum = exp_sum::<S>(x, None, mx);
     mx.to_f64() + sum.to_f64().ln()

@@ -5,6 +5,10 @@
 //! Strips are 4 vectors wide for instruction-level parallelism, then 1 vector for the remainder
 //! (masked for the last partial vector).
 
+// `v` in the strip loops is a vector position in the strip (passed to the loads and stores), not
+// only an index into the per-vector arrays.
+#![allow(clippy::needless_range_loop)]
+
 use super::extexp::{e_init, merge_v, ExtSum};
 use super::rows::{log_softmax_row, logsumexp_row, softmax_row, RowOp};
 use super::vmap::{ExtLog, ExtScale, VFn};

@@ -6,8 +6,18 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __version__: str
+__all__ = [
+    "__version__",
+    "get_num_threads",
+    "isa",
+    "log_softmax",
+    "logsumexp",
+    "set_num_threads",
+    "softmax",
+    "supported_isas",
+]
 
-Algorithm = Literal["auto", "two_pass", "online", "three_pass_reload", "three_pass_recompute"]
+_Algorithm = Literal["auto", "two_pass", "online", "three_pass_reload", "three_pass_recompute"]
 
 def isa() -> str:
     """The SIMD path in use: ``"avx512f"``, ``"avx2"`` or ``"scalar"``.
@@ -34,7 +44,7 @@ def softmax(
     x: ArrayLike,
     axis: int = -1,
     *,
-    algorithm: Algorithm = "auto",
+    algorithm: _Algorithm = "auto",
     where: ArrayLike | None = None,
     out: NDArray[np.floating] | None = None,
 ) -> NDArray[np.floating]:

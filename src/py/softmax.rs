@@ -93,7 +93,10 @@ fn family<'py>(
 }
 
 #[pyfunction]
-#[pyo3(signature = (x, axis=-1, *, algorithm="auto", r#where=None, out=None))]
+#[pyo3(
+    signature = (x, axis=-1, *, algorithm="auto", r#where=None, out=None),
+    text_signature = "(x, axis=-1, *, algorithm='auto', where=None, out=None)"
+)]
 pub fn softmax<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
@@ -107,7 +110,10 @@ pub fn softmax<'py>(
 }
 
 #[pyfunction]
-#[pyo3(signature = (x, axis=-1, *, r#where=None, out=None))]
+#[pyo3(
+    signature = (x, axis=-1, *, r#where=None, out=None),
+    text_signature = "(x, axis=-1, *, where=None, out=None)"
+)]
 pub fn log_softmax<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
@@ -137,7 +143,10 @@ fn lse<'py, E: Lanes + Element>(
 }
 
 #[pyfunction]
-#[pyo3(signature = (x, axis=-1, *, r#where=None))]
+#[pyo3(
+    signature = (x, axis=-1, *, r#where=None),
+    text_signature = "(x, axis=-1, *, where=None)"
+)]
 pub fn logsumexp<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,

@@ -53,12 +53,7 @@ pub fn set_num_threads(n: usize) -> Result<()> {
     Ok(())
 }
 
-/// Runs `f` inside the pool (rayon calls in `f` use it). With one thread, runs inline.
+/// Runs `f` inside the pool, so rayon calls in `f` use it (and never rayon's global pool).
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    let p = pool();
-    if p.current_num_threads() == 1 {
-        f()
-    } else {
-        p.install(f)
-    }
+    pool().install(f)
 }

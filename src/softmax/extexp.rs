@@ -82,39 +82,47 @@ pub fn reduce_v<S: Simd>(m: S::V, e: S::V) -> ExtSum<S::E> {
     ExtSum { m, e: emax }
 }
 
-/// Pass 1 over a contiguous slice: four independent accumulators hide the dependency chain
-/// through (m, e); the tail is read with a masked load padded with -inf (a zero term).
+/// Pass 1 over a contiguous slice. Each step takes four vectors: one shared exponent update
+/// e' = max(e, n0..n3) and one rescale of the accumulator per step, then each term costs only
+/// p 2^{n - e'} and an add (XNNPACK's per-vector merge costs a max, two scalings and an add
+/// for every vector). The tail is read with a masked load padded with -inf (a zero term).
 #[inline(always)]
 pub fn ext_sum<S: Simd>(x: &[S::E]) -> ExtSum<S::E> {
     let w = S::LANES;
     let len = x.len();
     let p = x.as_ptr();
-    let zero = S::splat(S::E::ZERO);
-    let init = S::splat(e_init::<S::E>());
-    let (mut m0, mut m1, mut m2, mut m3) = (zero, zero, zero, zero);
-    let (mut e0, mut e1, mut e2, mut e3) = (init, init, init, init);
+    let mut m = S::splat(S::E::ZERO);
+    let mut e = S::splat(e_init::<S::E>());
     let mut i = 0;
     // SAFETY: every full load reads p[i..i+w] with i + w <= len; the partial load reads len - i.
     unsafe {
         while i + 4 * w <= len {
-            step::<S>(&mut m0, &mut e0, S::load(p.add(i)));
-            step::<S>(&mut m1, &mut e1, S::load(p.add(i + w)));
-            step::<S>(&mut m2, &mut e2, S::load(p.add(i + 2 * w)));
-            step::<S>(&mut m3, &mut e3, S::load(p.add(i + 3 * w)));
+            let (p0, n0) = exp_parts::<S>(S::load(p.add(i)));
+            let (p1, n1) = exp_parts::<S>(S::load(p.add(i + w)));
+            let (p2, n2) = exp_parts::<S>(S::load(p.add(i + 2 * w)));
+            let (p3, n3) = exp_parts::<S>(S::load(p.add(i + 3 * w)));
+            let en = S::max(S::max(e, S::max(n0, n1)), S::max(n2, n3));
+            let t01 = S::add(
+                S::ldexp_ftz(p0, S::sub(n0, en)),
+                S::ldexp_ftz(p1, S::sub(n1, en)),
+            );
+            let t23 = S::add(
+                S::ldexp_ftz(p2, S::sub(n2, en)),
+                S::ldexp_ftz(p3, S::sub(n3, en)),
+            );
+            m = S::add(S::ldexp_ftz(m, S::sub(e, en)), S::add(t01, t23));
+            e = en;
             i += 4 * w;
         }
         while i + w <= len {
-            step::<S>(&mut m0, &mut e0, S::load(p.add(i)));
+            step::<S>(&mut m, &mut e, S::load(p.add(i)));
             i += w;
         }
         if i < len {
             let v = S::load_partial(p.add(i), len - i, S::E::NEG_INFINITY);
-            step::<S>(&mut m1, &mut e1, v);
+            step::<S>(&mut m, &mut e, v);
         }
     }
-    let (m0, e0) = merge_v::<S>(m0, e0, m1, e1);
-    let (m2, e2) = merge_v::<S>(m2, e2, m3, e3);
-    let (m, e) = merge_v::<S>(m0, e0, m2, e2);
     reduce_v::<S>(m, e)
 }
 

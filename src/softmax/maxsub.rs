@@ -4,7 +4,7 @@
 //! algorithm. Special values follow from IEEE arithmetic: a row with NaN or +inf sums to NaN,
 //! an all -inf row has x - max = NaN.
 
-use super::vmap::{map, needs_shift, ExtScale, LogMax, SubExp, VFn};
+use super::vmap::{map, needs_shift, ExtScale, ExtShift, LogMax, SubExp, VFn};
 use crate::simd::exp::exp;
 use crate::simd::{Elem, Simd};
 
@@ -37,9 +37,11 @@ pub fn max_pass<S: Simd>(x: &[S::E]) -> S::E {
     S::reduce_max(S::max(S::max(a, b), S::max(c, d)))
 }
 
-/// sum of e^{x - mx}; with `y`, also stores each term (the "reload" variant).
+/// sum of c e^{x - mx} for a row constant c > 0 of this function's choosing, returned with c;
+/// with `y`, also stores each term c e^{x - mx} (the "reload" variant: scaling the stored terms
+/// by 1 / sum gives softmax whatever c is, and leaving c in saves a multiply per element).
 #[inline(always)]
-pub fn exp_sum<S: Simd>(x: &[S::E], y: Option<&mut [S::E]>, mx: S::E) -> S::E {
+pub fn exp_sum<S: Simd>(x: &[S::E], y: Option<&mut [S::E]>, mx: S::E) -> (S::E, S::E) {
     let len = x.len();
     if let Some(y) = y.as_deref() {
         assert_eq!(y.len(), len);
@@ -47,9 +49,13 @@ pub fn exp_sum<S: Simd>(x: &[S::E], y: Option<&mut [S::E]>, mx: S::E) -> S::E {
     let q = y.map(|y| y.as_mut_ptr());
     // See `needs_shift`: e^{x - mx} without rounding x - mx where that rounding would show.
     if needs_shift(mx) {
-        exp_sum_with::<S, _>(x, q, ExtScale::shifted(mx, S::E::ONE))
+        let f = ExtShift::<S>::new(mx);
+        (exp_sum_with::<S, _>(x, q, f), f.c())
     } else {
-        exp_sum_with::<S, _>(x, q, SubExp::new(mx, S::E::ONE))
+        (
+            exp_sum_with::<S, _>(x, q, SubExp::new(mx, S::E::ONE)),
+            S::E::ONE,
+        )
     }
 }
 

@@ -26,7 +26,7 @@ where
         Algorithm::ThreePassRecompute => recompute::<S>(x, y),
         Algorithm::ThreePassReload => {
             let mx = max_pass::<S>(x);
-            let sum = exp_sum::<S>(x, Some(y), mx);
+            let (sum, _) = exp_sum::<S>(x, Some(y), mx);
             scale_in_place::<S>(y, S::E::ONE / sum);
         }
         Algorithm::Online => {
@@ -39,8 +39,8 @@ where
 #[inline(always)]
 fn recompute<S: Simd>(x: &[S::E], y: &mut [S::E]) {
     let mx = max_pass::<S>(x);
-    let sum = exp_sum::<S>(x, None, mx);
-    exp_scale_write::<S>(x, y, mx, S::E::ONE / sum);
+    let (sum, c) = exp_sum::<S>(x, None, mx);
+    exp_scale_write::<S>(x, y, mx, c / sum);
 }
 
 /// log-softmax of one row: two passes (extended-exponent sum, then x - lse), exact fallback.
@@ -54,8 +54,8 @@ where
         ext_write_log::<S>(x, y, s);
     } else {
         let mx = max_pass::<S>(x);
-        let sum = exp_sum::<S>(x, None, mx);
-        log_write_max::<S>(x, y, mx, S::E::from_f64(sum.to_f64().ln()));
+        let (sum, c) = exp_sum::<S>(x, None, mx);
+        log_write_max::<S>(x, y, mx, S::E::from_f64((sum.to_f64() / c.to_f64()).ln()));
     }
 }
 
@@ -80,8 +80,8 @@ where
             mx.to_f64()
         };
     }
-    let sum = exp_sum::<S>(x, None, mx);
-    mx.to_f64() + sum.to_f64().ln()
+    let (sum, c) = exp_sum::<S>(x, None, mx);
+    mx.to_f64() + (sum.to_f64() / c.to_f64()).ln()
 }
 
 /// What to compute for each row.

@@ -40,6 +40,38 @@ impl<S: Simd> ExtScale<S, 1> {
     }
 }
 
+/// p_x 2^{n_x - n_m} = p_m e^{x - mx}: e^{x - mx} up to the row constant p_m, with no rounded
+/// subtraction and no multiply.
+#[derive(Clone, Copy)]
+pub struct ExtShift<S: Simd> {
+    nm: S::V,
+    pm: S::E,
+}
+
+impl<S: Simd> ExtShift<S> {
+    #[inline(always)]
+    pub fn new(mx: S::E) -> Self {
+        let (pm, nm) = exp_parts::<S>(S::splat(mx));
+        let mut l = [S::E::ZERO; 16];
+        S::to_lanes(pm, &mut l);
+        ExtShift { nm, pm: l[0] }
+    }
+
+    /// The row constant c = p_m: each value is c e^{x - mx}.
+    #[inline(always)]
+    pub fn c(&self) -> S::E {
+        self.pm
+    }
+}
+
+impl<S: Simd> VFn<S> for ExtShift<S> {
+    #[inline(always)]
+    fn call(&self, _: usize, v: S::V) -> S::V {
+        let (p, n) = exp_parts::<S>(v);
+        S::ldexp(p, S::sub(n, self.nm))
+    }
+}
+
 /// Log-softmax pass 2: (x - e ln2) - ln m.
 #[derive(Clone, Copy)]
 pub struct ExtLog<S: Simd, const V: usize> {

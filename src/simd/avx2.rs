@@ -83,6 +83,14 @@ impl Simd for Avx2F32 {
         unsafe { _mm256_maskstore_ps(p, lane_mask_32(n), v) }
     }
     #[inline(always)]
+    unsafe fn stream(p: *mut f32, v: __m256) {
+        unsafe { _mm256_stream_ps(p, v) }
+    }
+    #[inline(always)]
+    fn stream_fence() {
+        unsafe { _mm_sfence() }
+    }
+    #[inline(always)]
     fn splat(x: f32) -> __m256 {
         unsafe { _mm256_set1_ps(x) }
     }
@@ -184,6 +192,14 @@ impl Simd for Avx2F64 {
     #[inline(always)]
     unsafe fn store_partial(p: *mut f64, n: usize, v: __m256d) {
         unsafe { _mm256_maskstore_pd(p, lane_mask_64(n), v) }
+    }
+    #[inline(always)]
+    unsafe fn stream(p: *mut f64, v: __m256d) {
+        unsafe { _mm256_stream_pd(p, v) }
+    }
+    #[inline(always)]
+    fn stream_fence() {
+        unsafe { _mm_sfence() }
     }
     #[inline(always)]
     fn splat(x: f64) -> __m256d {

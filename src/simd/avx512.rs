@@ -41,6 +41,14 @@ impl Simd for Avx512F32 {
         unsafe { _mm512_mask_storeu_ps(p, m, v) }
     }
     #[inline(always)]
+    unsafe fn stream(p: *mut f32, v: __m512) {
+        unsafe { _mm512_stream_ps(p, v) }
+    }
+    #[inline(always)]
+    fn stream_fence() {
+        unsafe { _mm_sfence() }
+    }
+    #[inline(always)]
     fn splat(x: f32) -> __m512 {
         unsafe { _mm512_set1_ps(x) }
     }
@@ -117,6 +125,14 @@ impl Simd for Avx512F64 {
     unsafe fn store_partial(p: *mut f64, n: usize, v: __m512d) {
         let m: __mmask8 = ((1u32 << n) - 1) as __mmask8;
         unsafe { _mm512_mask_storeu_pd(p, m, v) }
+    }
+    #[inline(always)]
+    unsafe fn stream(p: *mut f64, v: __m512d) {
+        unsafe { _mm512_stream_pd(p, v) }
+    }
+    #[inline(always)]
+    fn stream_fence() {
+        unsafe { _mm_sfence() }
     }
     #[inline(always)]
     fn splat(x: f64) -> __m512d {

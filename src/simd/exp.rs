@@ -21,6 +21,56 @@ pub fn exp_poly<S: Simd>(r: S::V) -> S::V {
     S::fma(acc, r, S::splat(S::E::ONE))
 }
 
+/// Splatted (and optionally scaled) Horner coefficients of 1 + r + r^2 q(r), highest degree
+/// first. Scaling by s gives s e^r at no extra cost per element: the softmax write pass folds its
+/// 1/sum into the polynomial instead of multiplying every output.
+#[derive(Clone, Copy)]
+pub struct ExpPoly<S: Simd> {
+    c: [S::V; 12],
+    len: usize,
+}
+
+impl<S: Simd> ExpPoly<S> {
+    /// The softmax kernels' polynomial (`EXP_Q_SOFTMAX`), times `scale` (per lane).
+    #[inline(always)]
+    pub fn softmax(scale: S::V) -> Self {
+        let q = S::E::EXP_Q_SOFTMAX;
+        let len = q.len() + 2;
+        let mut c = [scale; 12];
+        for (k, &v) in q.iter().enumerate() {
+            c[k] = S::mul(S::splat(v), scale);
+        }
+        ExpPoly { c, len }
+    }
+
+    #[inline(always)]
+    pub fn eval(&self, r: S::V) -> S::V {
+        let mut acc = self.c[0];
+        for k in 1..self.len {
+            acc = S::fma(acc, r, self.c[k]);
+        }
+        acc
+    }
+}
+
+/// The extended-exponent parts with the softmax polynomial: (poly(r), n) with
+/// e^x = poly(r) 2^n / scale.
+#[inline(always)]
+pub fn exp_parts_with<S: Simd>(x: S::V, poly: &ExpPoly<S>) -> (S::V, S::V) {
+    let x = S::max(S::splat(S::E::EXT_X_MIN), x);
+    let n = S::round(S::mul(x, S::splat(S::E::LOG2E)));
+    (poly.eval(S::reduce_ln2(x, n)), n)
+}
+
+/// e^x * scale for the softmax kernels (`exp` semantics, softmax polynomial).
+#[inline(always)]
+pub fn exp_with<S: Simd>(x: S::V, poly: &ExpPoly<S>) -> S::V {
+    let x = S::max(S::splat(S::E::EXP_UNDERFLOW), x);
+    let x = S::min(S::splat(S::E::EXP_OVERFLOW + S::E::ONE), x);
+    let n = S::round(S::mul(x, S::splat(S::E::LOG2E)));
+    S::ldexp(poly.eval(S::reduce_ln2(x, n)), n)
+}
+
 /// e^x with IEEE behaviour at the edges: +inf above the overflow threshold, gradual underflow to
 /// +0, e^-inf = 0, e^+inf = inf, NaN propagates.
 #[inline(always)]

@@ -28,6 +28,11 @@ const LONG_CHUNK: usize = 1 << 16;
 /// `Auto` uses three-pass-reload while a row of this many bytes stays in L2 together with its
 /// output, two-pass beyond (measured: benches/README.md).
 const AUTO_RELOAD_MAX_BYTES: usize = 256 << 10;
+/// Outputs of more than this many bytes (x and y together exceed the 32 MiB L3 of the machines
+/// measured) are written with non-temporal stores by the two-pass kernels, and `Auto` prefers
+/// two-pass for rows of at least AUTO_STREAM_MIN_ROW elements there.
+const STREAM_MIN_BYTES: usize = 16 << 20;
+const AUTO_STREAM_MIN_ROW: usize = 1024;
 
 /// Which member of the family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,9 +213,16 @@ fn compute<E: Lanes>(isa: Isa, xs: &[E], ys: &mut [E], n: usize, inner: usize, o
     }
 }
 
-/// The concrete algorithm `Auto` stands for at row length n.
-pub fn resolve_auto<E>(n: usize) -> Algorithm {
-    if n * std::mem::size_of::<E>() <= AUTO_RELOAD_MAX_BYTES {
+/// Whether the two-pass writes use non-temporal stores for an output of `bytes` bytes.
+fn streams(bytes: usize) -> bool {
+    bytes > STREAM_MIN_BYTES
+}
+
+/// The concrete algorithm `Auto` stands for at row length n in an output of `bytes` bytes.
+pub fn resolve_auto<E>(n: usize, bytes: usize) -> Algorithm {
+    let row_bytes = n * std::mem::size_of::<E>();
+    let out_of_cache = streams(bytes) && n >= AUTO_STREAM_MIN_ROW;
+    if row_bytes <= AUTO_RELOAD_MAX_BYTES && !out_of_cache {
         Algorithm::ThreePassReload
     } else {
         Algorithm::TwoPass
@@ -219,13 +231,14 @@ pub fn resolve_auto<E>(n: usize) -> Algorithm {
 
 fn rows<E: Lanes>(isa: Isa, xs: &[E], ys: &mut [E], n: usize, op: RowOp) {
     let op = match op {
-        RowOp::Softmax(Algorithm::Auto) => RowOp::Softmax(resolve_auto::<E>(n)),
+        RowOp::Softmax(Algorithm::Auto) => RowOp::Softmax(resolve_auto::<E>(n, size_of_val(ys))),
         o => o,
     };
     let splittable = matches!(op, RowOp::LogSoftmax | RowOp::Softmax(Algorithm::TwoPass));
+    let stream = streams(size_of_val(ys));
     if splittable && n >= LONG_ROW {
         for (x, y) in xs.chunks_exact(n).zip(ys.chunks_exact_mut(n)) {
-            long_row(isa, x, y, op == RowOp::LogSoftmax);
+            long_row(isa, x, y, op == RowOp::LogSoftmax, stream);
         }
         return;
     }
@@ -238,6 +251,7 @@ fn rows<E: Lanes>(isa: Isa, xs: &[E], ys: &mut [E], n: usize, op: RowOp) {
                 y: ys,
                 n,
                 op,
+                stream,
             },
         );
         return;
@@ -245,12 +259,23 @@ fn rows<E: Lanes>(isa: Isa, xs: &[E], ys: &mut [E], n: usize, op: RowOp) {
     threads::install(|| {
         xs.par_chunks(per_task)
             .zip(ys.par_chunks_mut(per_task))
-            .for_each(|(x, y)| dispatch(isa, Rows { x, y, n, op }));
+            .for_each(|(x, y)| {
+                dispatch(
+                    isa,
+                    Rows {
+                        x,
+                        y,
+                        n,
+                        op,
+                        stream,
+                    },
+                )
+            });
     });
 }
 
 /// One long row: partial sums over fixed chunks in parallel, merged in order, then the writes.
-fn long_row<E: Lanes>(isa: Isa, x: &[E], y: &mut [E], log: bool) {
+fn long_row<E: Lanes>(isa: Isa, x: &[E], y: &mut [E], log: bool, stream: bool) {
     let parts: Vec<ExtSum<E>> = threads::install(|| {
         x.par_chunks(LONG_CHUNK)
             .map(|c| dispatch(isa, ChunkSum { x: c }))
@@ -264,13 +289,15 @@ fn long_row<E: Lanes>(isa: Isa, x: &[E], y: &mut [E], log: bool) {
         } else {
             RowOp::Softmax(Algorithm::ThreePassRecompute)
         };
+        let n = x.len();
         dispatch(
             isa,
             Rows {
                 x,
                 y,
-                n: x.len(),
+                n,
                 op,
+                stream: false,
             },
         );
         return;
@@ -278,7 +305,18 @@ fn long_row<E: Lanes>(isa: Isa, x: &[E], y: &mut [E], log: bool) {
     threads::install(|| {
         x.par_chunks(LONG_CHUNK)
             .zip(y.par_chunks_mut(LONG_CHUNK))
-            .for_each(|(x, y)| dispatch(isa, ChunkWrite { x, y, s, log }));
+            .for_each(|(x, y)| {
+                dispatch(
+                    isa,
+                    ChunkWrite {
+                        x,
+                        y,
+                        s,
+                        log,
+                        stream,
+                    },
+                )
+            });
     });
 }
 

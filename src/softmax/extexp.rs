@@ -10,8 +10,8 @@
 //! entries near or below EXT_X_MIN, an entry above EXT_N_LIMIT / ln 2, NaN or +inf) are
 //! recomputed by max subtraction, which handles every special value as the reference does.
 
-use super::vmap::{map, ExtLog, ExtScale};
-use crate::simd::exp::exp_parts;
+use super::vmap::{map, map_stream, ExtLog, ExtScaleRow};
+use crate::simd::exp::{exp_parts_with, ExpPoly};
 use crate::simd::{Elem, Lanes, Simd};
 
 /// m * 2^e. An empty sum has m = 0 and a finite e below every exponent a term can have.
@@ -58,8 +58,8 @@ impl<E: Lanes> ExtSum<E> {
 
 /// One accumulation step: (m, e) += (p, n) from x.
 #[inline(always)]
-fn step<S: Simd>(m: &mut S::V, e: &mut S::V, x: S::V) {
-    let (p, n) = exp_parts::<S>(x);
+fn step<S: Simd>(m: &mut S::V, e: &mut S::V, x: S::V, poly: &ExpPoly<S>) {
+    let (p, n) = exp_parts_with::<S>(x, poly);
     (*m, *e) = merge_v::<S>(*m, *e, p, n);
 }
 
@@ -93,14 +93,15 @@ pub fn ext_sum<S: Simd>(x: &[S::E]) -> ExtSum<S::E> {
     let p = x.as_ptr();
     let mut m = S::splat(S::E::ZERO);
     let mut e = S::splat(e_init::<S::E>());
+    let poly = ExpPoly::<S>::softmax(S::splat(S::E::ONE));
     let mut i = 0;
     // SAFETY: every full load reads p[i..i+w] with i + w <= len; the partial load reads len - i.
     unsafe {
         while i + 4 * w <= len {
-            let (p0, n0) = exp_parts::<S>(S::load(p.add(i)));
-            let (p1, n1) = exp_parts::<S>(S::load(p.add(i + w)));
-            let (p2, n2) = exp_parts::<S>(S::load(p.add(i + 2 * w)));
-            let (p3, n3) = exp_parts::<S>(S::load(p.add(i + 3 * w)));
+            let (p0, n0) = exp_parts_with::<S>(S::load(p.add(i)), &poly);
+            let (p1, n1) = exp_parts_with::<S>(S::load(p.add(i + w)), &poly);
+            let (p2, n2) = exp_parts_with::<S>(S::load(p.add(i + 2 * w)), &poly);
+            let (p3, n3) = exp_parts_with::<S>(S::load(p.add(i + 3 * w)), &poly);
             let en = S::max(S::max(e, S::max(n0, n1)), S::max(n2, n3));
             let t01 = S::add(
                 S::ldexp_ftz(p0, S::sub(n0, en)),
@@ -115,12 +116,12 @@ pub fn ext_sum<S: Simd>(x: &[S::E]) -> ExtSum<S::E> {
             i += 4 * w;
         }
         while i + w <= len {
-            step::<S>(&mut m, &mut e, S::load(p.add(i)));
+            step::<S>(&mut m, &mut e, S::load(p.add(i)), &poly);
             i += w;
         }
         if i < len {
             let v = S::load_partial(p.add(i), len - i, S::E::NEG_INFINITY);
-            step::<S>(&mut m, &mut e, v);
+            step::<S>(&mut m, &mut e, v, &poly);
         }
     }
     reduce_v::<S>(m, e)
@@ -128,24 +129,26 @@ pub fn ext_sum<S: Simd>(x: &[S::E]) -> ExtSum<S::E> {
 
 /// Pass 2 of softmax: y = p 2^{n - e} / m.
 #[inline(always)]
-pub fn ext_write<S: Simd>(x: &[S::E], y: &mut [S::E], s: ExtSum<S::E>) {
-    let f = ExtScale::<S, 1> {
-        inv_m: [S::splat(S::E::ONE / s.m)],
-        e: [S::splat(s.e)],
-    };
-    map::<S, _>(x, y, f);
+pub fn ext_write<S: Simd>(x: &[S::E], y: &mut [S::E], s: ExtSum<S::E>, stream: bool) {
+    let f = ExtScaleRow::new(s.e, S::E::ONE / s.m);
+    if stream {
+        map_stream::<S, _>(x, y, f);
+    } else {
+        map::<S, _>(x, y, f);
+    }
 }
 
 /// Pass 2 of log-softmax: y = (x - e ln2) - ln m, the first difference as exact as range reduction.
 #[inline(always)]
-pub fn ext_write_log<S: Simd>(x: &[S::E], y: &mut [S::E], s: ExtSum<S::E>) {
+pub fn ext_write_log<S: Simd>(x: &[S::E], y: &mut [S::E], s: ExtSum<S::E>, stream: bool) {
     let ln_m = S::splat(S::E::from_f64(s.m.to_f64().ln()));
-    map::<S, _>(
-        x,
-        y,
-        ExtLog::<S, 1> {
-            e: [S::splat(s.e)],
-            ln_m: [ln_m],
-        },
-    );
+    let f = ExtLog::<S, 1> {
+        e: [S::splat(s.e)],
+        ln_m: [ln_m],
+    };
+    if stream {
+        map_stream::<S, _>(x, y, f);
+    } else {
+        map::<S, _>(x, y, f);
+    }
 }

@@ -4,8 +4,8 @@
 //! algorithm. Special values follow from IEEE arithmetic: a row with NaN or +inf sums to NaN,
 //! an all -inf row has x - max = NaN.
 
-use super::vmap::{map, needs_shift, ExtScale, ExtShift, LogMax, SubExp, VFn};
-use crate::simd::exp::exp;
+use super::vmap::{map, needs_shift, ExtScaleRow, ExtShift, LogMax, SubExp, VFn};
+use crate::simd::exp::{exp_with, ExpPoly};
 use crate::simd::{Elem, Simd};
 
 /// max over x (-inf for an empty slice). NaN need not propagate: the sum that follows does.
@@ -141,7 +141,7 @@ pub fn scale_in_place<S: Simd>(y: &mut [S::E], s: S::E) {
 #[inline(always)]
 pub fn exp_scale_write<S: Simd>(x: &[S::E], y: &mut [S::E], mx: S::E, s: S::E) {
     if needs_shift(mx) {
-        map::<S, _>(x, y, ExtScale::shifted(mx, s));
+        map::<S, _>(x, y, ExtScaleRow::shifted(mx, s));
     } else {
         map::<S, _>(x, y, SubExp::new(mx, s));
     }
@@ -171,37 +171,39 @@ pub fn online_pass<S: Simd>(x: &[S::E]) -> (S::E, S::E) {
     let lo = S::splat(S::E::LOWEST);
     let zero = S::splat(S::E::ZERO);
     let (mut ma, mut sa, mut mb, mut sb) = (lo, zero, lo, zero);
+    let poly = ExpPoly::<S>::softmax(S::splat(S::E::ONE));
     #[inline(always)]
-    fn step<S: Simd>(m: &mut S::V, s: &mut S::V, v: S::V) {
+    fn step<S: Simd>(m: &mut S::V, s: &mut S::V, v: S::V, poly: &ExpPoly<S>) {
         let mn = S::max(*m, v);
-        *s = S::fma(*s, exp::<S>(S::sub(*m, mn)), exp::<S>(S::sub(v, mn)));
+        *s = S::fma(
+            *s,
+            exp_with::<S>(S::sub(*m, mn), poly),
+            exp_with::<S>(S::sub(v, mn), poly),
+        );
         *m = mn;
     }
     let mut i = 0;
     // SAFETY: loads stay within x.
     unsafe {
         while i + 2 * w <= len {
-            step::<S>(&mut ma, &mut sa, S::load(p.add(i)));
-            step::<S>(&mut mb, &mut sb, S::load(p.add(i + w)));
+            step::<S>(&mut ma, &mut sa, S::load(p.add(i)), &poly);
+            step::<S>(&mut mb, &mut sb, S::load(p.add(i + w)), &poly);
             i += 2 * w;
         }
         while i + w <= len {
-            step::<S>(&mut ma, &mut sa, S::load(p.add(i)));
+            step::<S>(&mut ma, &mut sa, S::load(p.add(i)), &poly);
             i += w;
         }
         if i < len {
-            step::<S>(
-                &mut mb,
-                &mut sb,
-                S::load_partial(p.add(i), len - i, S::E::NEG_INFINITY),
-            );
+            let v = S::load_partial(p.add(i), len - i, S::E::NEG_INFINITY);
+            step::<S>(&mut mb, &mut sb, v, &poly);
         }
     }
     let m = S::max(ma, mb);
     let s = S::fma(
         sa,
-        exp::<S>(S::sub(ma, m)),
-        S::mul(sb, exp::<S>(S::sub(mb, m))),
+        exp_with::<S>(S::sub(ma, m), &poly),
+        S::mul(sb, exp_with::<S>(S::sub(mb, m), &poly)),
     );
     let mx = S::reduce_max(m);
     let mut lanes_m = [S::E::ZERO; 16];
@@ -211,7 +213,7 @@ pub fn online_pass<S: Simd>(x: &[S::E]) -> (S::E, S::E) {
     let mut total = S::E::ZERO;
     for l in 0..w {
         // Lanes are few; the scalar exp keeps one code path for every ISA.
-        let f = exp::<crate::simd::scalar::ScalarF64>((lanes_m[l] - mx).to_f64());
+        let f = crate::simd::exp::exp::<crate::simd::scalar::ScalarF64>((lanes_m[l] - mx).to_f64());
         total = total + lanes_s[l] * S::E::from_f64(f);
     }
     (mx, total)

@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 /// How softmax is computed. All give the same result up to rounding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Algorithm {
-    /// `ThreePassReload` for rows that stay in cache, `TwoPass` beyond (see `driver::AUTO_*`).
+    /// `ThreePassReload` for rows that stay in cache, `TwoPass` for long rows and for arrays far
+    /// beyond the caches (see `driver::resolve_auto`).
     Auto,
     /// Dukhan & Ablavatski's extended-exponent two-pass algorithm: no max pass.
     TwoPass,

@@ -10,7 +10,8 @@ use crate::simd::{Elem, Kernel, Lanes, Simd};
 
 /// Softmax of one row with the given (concrete) algorithm.
 #[inline(always)]
-pub fn softmax_row<S: Simd>(x: &[S::E], y: &mut [S::E], algo: Algorithm)
+/// `stream`: write the two-pass output with non-temporal stores (outputs far beyond the caches).
+pub fn softmax_row<S: Simd>(x: &[S::E], y: &mut [S::E], algo: Algorithm, stream: bool)
 where
     S::E: Lanes,
 {
@@ -18,7 +19,7 @@ where
         Algorithm::TwoPass | Algorithm::Auto => {
             let s = ext_sum::<S>(x);
             if s.is_safe() {
-                ext_write::<S>(x, y, s);
+                ext_write::<S>(x, y, s, stream);
             } else {
                 recompute::<S>(x, y);
             }
@@ -45,13 +46,13 @@ fn recompute<S: Simd>(x: &[S::E], y: &mut [S::E]) {
 
 /// log-softmax of one row: two passes (extended-exponent sum, then x - lse), exact fallback.
 #[inline(always)]
-pub fn log_softmax_row<S: Simd>(x: &[S::E], y: &mut [S::E])
+pub fn log_softmax_row<S: Simd>(x: &[S::E], y: &mut [S::E], stream: bool)
 where
     S::E: Lanes,
 {
     let s = ext_sum::<S>(x);
     if s.is_safe() {
-        ext_write_log::<S>(x, y, s);
+        ext_write_log::<S>(x, y, s, stream);
     } else {
         let mx = max_pass::<S>(x);
         let (sum, c) = exp_sum::<S>(x, None, mx);
@@ -97,6 +98,8 @@ pub struct Rows<'a, E> {
     pub y: &'a mut [E],
     pub n: usize,
     pub op: RowOp,
+    /// Non-temporal stores for the two-pass write.
+    pub stream: bool,
 }
 
 impl<E: Lanes> Kernel<E> for Rows<'_, E> {
@@ -112,8 +115,8 @@ impl<E: Lanes> Kernel<E> for Rows<'_, E> {
             .zip(self.y.chunks_exact_mut(self.n))
         {
             match self.op {
-                RowOp::Softmax(a) => softmax_row::<S>(x, y, a),
-                RowOp::LogSoftmax => log_softmax_row::<S>(x, y),
+                RowOp::Softmax(a) => softmax_row::<S>(x, y, a, self.stream),
+                RowOp::LogSoftmax => log_softmax_row::<S>(x, y, self.stream),
             }
         }
     }
@@ -159,6 +162,7 @@ pub struct ChunkWrite<'a, E> {
     pub y: &'a mut [E],
     pub s: ExtSum<E>,
     pub log: bool,
+    pub stream: bool,
 }
 
 impl<E: Lanes> Kernel<E> for ChunkWrite<'_, E> {
@@ -166,9 +170,9 @@ impl<E: Lanes> Kernel<E> for ChunkWrite<'_, E> {
     #[inline(always)]
     fn run<S: Simd<E = E>>(self) {
         if self.log {
-            ext_write_log::<S>(self.x, self.y, self.s);
+            ext_write_log::<S>(self.x, self.y, self.s, self.stream);
         } else {
-            ext_write::<S>(self.x, self.y, self.s);
+            ext_write::<S>(self.x, self.y, self.s, self.stream);
         }
     }
 }

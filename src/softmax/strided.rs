@@ -13,7 +13,7 @@ use super::extexp::{e_init, merge_v, ExtSum};
 use super::rows::{log_softmax_row, logsumexp_row, softmax_row, RowOp};
 use super::vmap::{ExtLog, ExtScale, VFn};
 use super::Algorithm;
-use crate::simd::exp::{exp, exp_parts};
+use crate::simd::exp::{exp_parts_with, exp_with, ExpPoly};
 use crate::simd::{Elem, Kernel, Lanes, Simd};
 
 /// A raw output pointer that may cross threads: tasks write disjoint column ranges of the same
@@ -203,11 +203,12 @@ unsafe fn strip_two_pass<S: Simd, const V: usize>(
     S::E: Lanes,
 {
     let w = S::LANES;
+    let poly = ExpPoly::<S>::softmax(S::splat(S::E::ONE));
     let zero = S::splat(S::E::ZERO);
     let (mut m, mut e) = ([zero; V], [S::splat(e_init::<S::E>()); V]);
     for i in 0..ctx.n {
         for v in 0..V {
-            let (p, k) = exp_parts::<S>(ctx.load::<S>(i, v, S::E::NEG_INFINITY));
+            let (p, k) = exp_parts_with::<S>(ctx.load::<S>(i, v, S::E::NEG_INFINITY), &poly);
             (m[v], e[v]) = merge_v::<S>(m[v], e[v], p, k);
         }
     }
@@ -242,6 +243,7 @@ unsafe fn strip_two_pass<S: Simd, const V: usize>(
             });
         } else {
             ctx.write::<S, _, V>(ExtScale::<S, V> {
+                poly,
                 inv_m: vectors::<S, V>(&inv),
                 e,
             });
@@ -261,6 +263,7 @@ unsafe fn strip_max_based<S: Simd, const V: usize>(
     S::E: Lanes,
 {
     let w = S::LANES;
+    let poly = ExpPoly::<S>::softmax(S::splat(S::E::ONE));
     let zero = S::splat(S::E::ZERO);
     let mut sum = [zero; V];
     let online = op == RowOp::Softmax(Algorithm::Online);
@@ -277,8 +280,8 @@ unsafe fn strip_max_based<S: Simd, const V: usize>(
                 let mn = S::max(mx[v], xv);
                 sum[v] = S::fma(
                     sum[v],
-                    exp::<S>(S::sub(mx[v], mn)),
-                    exp::<S>(S::sub(xv, mn)),
+                    exp_with::<S>(S::sub(mx[v], mn), &poly),
+                    exp_with::<S>(S::sub(xv, mn), &poly),
                 );
                 mx[v] = mn;
             } else {
@@ -289,7 +292,7 @@ unsafe fn strip_max_based<S: Simd, const V: usize>(
     let mut nm = [zero; V];
     let mut pm = [zero; V];
     for v in 0..V {
-        (pm[v], nm[v]) = exp_parts::<S>(mx[v]);
+        (pm[v], nm[v]) = exp_parts_with::<S>(mx[v], &poly);
     }
     let lm = lanes::<S, V>(&mx);
     for v in 0..V {
@@ -300,6 +303,7 @@ unsafe fn strip_max_based<S: Simd, const V: usize>(
     let mut k = lanes::<S, V>(&pm);
     k.iter_mut().flatten().for_each(|x| *x = S::E::ONE / *x);
     let term = ExtScale::<S, V> {
+        poly,
         inv_m: vectors::<S, V>(&k),
         e: nm,
     };
@@ -334,6 +338,7 @@ unsafe fn strip_max_based<S: Simd, const V: usize>(
                     .for_each(|(a, b)| *a = *a * b);
             }
             ctx.write::<S, _, V>(ExtScale::<S, V> {
+                poly,
                 inv_m: vectors::<S, V>(&k),
                 e: nm,
             });
@@ -371,8 +376,10 @@ where
             continue;
         }
         match op {
-            RowOp::LogSoftmax => log_softmax_row::<S>(&col, &mut out),
-            RowOp::Softmax(_) => softmax_row::<S>(&col, &mut out, Algorithm::ThreePassRecompute),
+            RowOp::LogSoftmax => log_softmax_row::<S>(&col, &mut out, false),
+            RowOp::Softmax(_) => {
+                softmax_row::<S>(&col, &mut out, Algorithm::ThreePassRecompute, false)
+            }
         }
         for (i, v) in out.iter().enumerate() {
             // SAFETY: element (i, j + c) is owned by this task.

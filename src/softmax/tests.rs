@@ -331,3 +331,90 @@ fn long_rows_chunked_are_deterministic_across_threads() {
     let r = ref_softmax(&x.iter().map(|&v| v as f64).collect::<Vec<_>>());
     check_close("long row", &y1, &r, 2e-6);
 }
+
+/// ext_write with non-temporal stores equals the plain stores, bit for bit, for every ISA,
+/// length around the vector widths and output misalignment.
+struct WriteBoth<'a, E> {
+    x: &'a [E],
+    plain: &'a mut [E],
+    streamed: &'a mut [E],
+}
+
+impl<E: crate::simd::Lanes> crate::simd::Kernel<E> for WriteBoth<'_, E> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: crate::simd::Simd<E = E>>(self) {
+        let s = super::extexp::ext_sum::<S>(self.x);
+        super::extexp::ext_write::<S>(self.x, self.plain, s, false);
+        super::extexp::ext_write::<S>(self.x, self.streamed, s, true);
+        super::extexp::ext_write_log::<S>(self.x, self.plain, s, false);
+        let mut tmp = self.streamed.to_vec();
+        super::extexp::ext_write_log::<S>(self.x, &mut tmp, s, true);
+        // Same values (NaN-free data): compare as f64.
+        assert!(tmp
+            .iter()
+            .zip(self.plain.iter())
+            .all(|(a, b)| a.to_f64() == b.to_f64()));
+        super::extexp::ext_write::<S>(self.x, self.plain, s, false);
+    }
+}
+
+#[test]
+fn streaming_stores_match_plain_stores() {
+    for isa in Isa::supported() {
+        for &n in &lengths() {
+            for off in 0..3 {
+                let x: Vec<f32> = data(n, 5 + n as u64, 10.0)
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect();
+                let mut plain = vec![0.0f32; n];
+                let mut buf = vec![f32::NAN; n + off + 1];
+                let streamed = &mut buf[off..off + n];
+                crate::simd::dispatch(
+                    isa,
+                    WriteBoth {
+                        x: &x,
+                        plain: &mut plain,
+                        streamed,
+                    },
+                );
+                assert!(
+                    plain
+                        .iter()
+                        .zip(&buf[off..off + n])
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{isa:?} n={n} off={off}"
+                );
+                assert!(
+                    buf[..off].iter().chain(&buf[off + n..]).all(|v| v.is_nan()),
+                    "out of bounds write"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn large_outputs_take_the_streaming_path() {
+    // 5M f32 = 20 MB output: above STREAM_MIN_BYTES, rows and one long row, misaligned start.
+    let n = (5 << 20) + 3;
+    let xd = data(n + 1, 17, 30.0);
+    let x: Vec<f32> = xd.iter().map(|&v| v as f32).collect();
+    for shape in [[1usize, n], [n / 1027, 1027]] {
+        let len = shape[0] * shape[1];
+        let xs = &x[1..=len];
+        let y = run(
+            crate::simd::active(),
+            xs,
+            &shape,
+            -1,
+            Op::Softmax(Algorithm::TwoPass),
+        );
+        let r: Vec<f64> = xs
+            .chunks(shape[1])
+            .flat_map(|c| ref_softmax(&c.iter().map(|&v| v as f64).collect::<Vec<_>>()))
+            .collect();
+        check_close("streamed", &y, &r, 2e-6);
+    }
+}

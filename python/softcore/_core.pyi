@@ -57,7 +57,7 @@ def softmax(
         algorithm: ``"two_pass"`` is Dukhan & Ablavatski's extended-exponent algorithm (no max
             pass); ``"online"`` the running-max normaliser; ``"three_pass_reload"`` and
             ``"three_pass_recompute"`` the classic baselines; ``"auto"`` picks three-pass-reload
-            for rows that stay in cache (up to 256 KiB) and two-pass for longer rows and for
+            for rows that stay in L2 (up to 1 MiB) and two-pass for longer rows and for
             arrays larger than the L3 cache (rows of 1024+ elements, output over 16 MiB, written
             with non-temporal stores). All agree to rounding.
         where: bool mask broadcastable to ``x``; masked-out entries give 0 and a row with

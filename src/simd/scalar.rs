@@ -92,7 +92,15 @@ macro_rules! scalar_common {
         }
         #[inline(always)]
         fn round(a: $e) -> $e {
-            a.round_ties_even()
+            // Adding and removing 1.5 * 2^(digits - 1) rounds to nearest-even in the current
+            // (default) rounding mode for |a| < 2^(digits - 2), far beyond the |n| the kernels
+            // produce; `round_ties_even` is a libm call on baseline x86-64 (no SSE4.1).
+            let magic: $e = 1.5 * (1u64 << (<$e>::MANTISSA_DIGITS - 1)) as $e;
+            if a.abs() < magic * 0.25 {
+                (a + magic) - magic
+            } else {
+                a.round_ties_even()
+            }
         }
         #[inline(always)]
         fn reduce_add(v: $e) -> $e {

@@ -23,11 +23,11 @@ use std::borrow::Cow;
 /// Elements per parallel task.
 const TASK_ELEMS: usize = 1 << 15;
 /// Rows at least this long are split into chunks (two-pass and log-softmax only).
-const LONG_ROW: usize = 1 << 20;
+const LONG_ROW: usize = 1 << 18;
 const LONG_CHUNK: usize = 1 << 16;
 /// `Auto` uses three-pass-reload while a row of this many bytes stays in L2 together with its
 /// output, two-pass beyond (measured: benches/README.md).
-const AUTO_RELOAD_MAX_BYTES: usize = 256 << 10;
+const AUTO_RELOAD_MAX_BYTES: usize = 1 << 20;
 /// Outputs of more than this many bytes (x and y together exceed the 32 MiB L3 of the machines
 /// measured) are written with non-temporal stores by the two-pass kernels, and `Auto` prefers
 /// two-pass for rows of at least AUTO_STREAM_MIN_ROW elements there.

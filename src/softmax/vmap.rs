@@ -163,21 +163,62 @@ pub fn needs_shift<E: Elem>(mx: E) -> bool {
 #[inline(always)]
 pub fn map<S: Simd, F: VFn<S>>(x: &[S::E], y: &mut [S::E], f: F) {
     assert_eq!(x.len(), y.len());
-    let w = S::LANES;
+    // SAFETY: x and y both have x.len() elements.
+    unsafe { map_raw::<S, F, false>(x.as_ptr(), y.as_mut_ptr(), x.len(), f) };
+}
+
+/// `map` with non-temporal stores, for outputs far larger than the caches: the output lines are
+/// not read first (a copy-like 1 read + 1 write instead of 1 + 2). A short head goes through a
+/// masked store so the streamed stores are aligned; the fence orders them before anything the
+/// caller does next (e.g. handing the data to another thread).
+#[inline(always)]
+pub fn map_stream<S: Simd, F: VFn<S>>(x: &[S::E], y: &mut [S::E], f: F) {
+    assert_eq!(x.len(), y.len());
     let len = x.len();
     let (p, q) = (x.as_ptr(), y.as_mut_ptr());
+    // Elements before the first output vector aligned to its size (usize::MAX if impossible).
+    let head = q.align_offset(S::LANES * std::mem::size_of::<S::E>());
+    if head >= S::LANES {
+        map::<S, F>(x, y, f);
+        return;
+    }
+    let head = head.min(len);
+    // SAFETY: the head covers p[..head] < len with masked access; the rest starts at the aligned
+    // q + head and covers the remaining len - head elements.
+    unsafe {
+        if head > 0 {
+            let v = f.call(0, S::load_partial(p, head, S::E::ZERO));
+            S::store_partial(q, head, v);
+        }
+        map_raw::<S, F, true>(p.add(head), q.add(head), len - head, f);
+    }
+    S::stream_fence();
+}
+
+/// The loop of `map`/`map_stream`; `NT` selects non-temporal stores for full vectors.
+///
+/// # Safety
+/// p[..len] readable, q[..len] writable; with NT, q aligned to LANES * size_of::<E>() bytes.
+#[inline(always)]
+unsafe fn map_raw<S: Simd, F: VFn<S>, const NT: bool>(
+    p: *const S::E,
+    q: *mut S::E,
+    len: usize,
+    f: F,
+) {
+    let w = S::LANES;
     let mut i = 0;
-    // SAFETY: x and y have len elements; loads and stores stay below len.
+    // SAFETY: loads and stores stay below len.
     unsafe {
         while i + 2 * w <= len {
             let a = f.call(0, S::load(p.add(i)));
             let b = f.call(0, S::load(p.add(i + w)));
-            S::store(q.add(i), a);
-            S::store(q.add(i + w), b);
+            put::<S, NT>(q.add(i), a);
+            put::<S, NT>(q.add(i + w), b);
             i += 2 * w;
         }
         while i + w <= len {
-            S::store(q.add(i), f.call(0, S::load(p.add(i))));
+            put::<S, NT>(q.add(i), f.call(0, S::load(p.add(i))));
             i += w;
         }
         if i < len {
@@ -187,46 +228,18 @@ pub fn map<S: Simd, F: VFn<S>>(x: &[S::E], y: &mut [S::E], f: F) {
     }
 }
 
-/// `map` with non-temporal stores, for outputs far larger than the caches: the output lines are
-/// not read first (a copy-like 1 read + 1 write instead of 1 + 2). Stores are aligned by handling
-/// a short head with a masked store; the fence makes the data visible in order to other threads.
+/// A full-vector store, non-temporal with NT. A function, not a closure: closures are compiled
+/// without the caller's target features.
+///
+/// # Safety
+/// As for `map_raw`.
 #[inline(always)]
-pub fn map_stream<S: Simd, F: VFn<S>>(x: &[S::E], y: &mut [S::E], f: F) {
-    assert_eq!(x.len(), y.len());
-    let w = S::LANES;
-    let align = w * std::mem::size_of::<S::E>();
-    let len = x.len();
-    let (p, q) = (x.as_ptr(), y.as_mut_ptr());
-    // Elements before the first aligned output vector (y is at least element-aligned).
-    let head = (q.align_offset(align)).min(len);
-    let mut i = 0;
-    // SAFETY: x and y have len elements; every access stays below len, and streamed stores start
-    // at q + head, which is `align`-aligned, and advance by whole vectors.
+unsafe fn put<S: Simd, const NT: bool>(q: *mut S::E, v: S::V) {
     unsafe {
-        if head > 0 && head < w {
-            let v = f.call(0, S::load_partial(p, head, S::E::ZERO));
-            S::store_partial(q, head, v);
-            i = head;
-        } else if head >= w {
-            // Not even element-aligned for streaming (cannot happen for f32/f64 slices); plain path.
-            map::<S, F>(x, y, f);
-            return;
-        }
-        while i + 2 * w <= len {
-            let a = f.call(0, S::load(p.add(i)));
-            let b = f.call(0, S::load(p.add(i + w)));
-            S::stream(q.add(i), a);
-            S::stream(q.add(i + w), b);
-            i += 2 * w;
-        }
-        while i + w <= len {
-            S::stream(q.add(i), f.call(0, S::load(p.add(i))));
-            i += w;
-        }
-        if i < len {
-            let v = f.call(0, S::load_partial(p.add(i), len - i, S::E::ZERO));
-            S::store_partial(q.add(i), len - i, v);
+        if NT {
+            S::stream(q, v)
+        } else {
+            S::store(q, v)
         }
     }
-    S::stream_fence();
 }

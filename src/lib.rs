@@ -2,6 +2,7 @@
 //! mixture-of-experts gating. Kernels see `ndarray` views and slices; `py` is the thin PyO3 layer.
 
 pub mod error;
+pub mod linalg;
 pub mod simd;
 pub mod softmax;
 pub mod threads;

@@ -5,22 +5,28 @@ arrays. See ``softcore.reference`` for the float64 definition of each function.
 """
 
 from softcore._core import (
+    PinvInfo,
     __version__,
     get_num_threads,
     isa,
     log_softmax,
     logsumexp,
+    pinv,
+    pinv_backward,
     set_num_threads,
     softmax,
     supported_isas,
 )
 
 __all__ = [
+    "PinvInfo",
     "__version__",
     "get_num_threads",
     "isa",
     "log_softmax",
     "logsumexp",
+    "pinv",
+    "pinv_backward",
     "set_num_threads",
     "softmax",
     "supported_isas",

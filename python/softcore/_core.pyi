@@ -1,17 +1,20 @@
 """Type stubs and documentation for the compiled extension ``softcore._core``."""
 
-from typing import Literal
+from typing import Literal, final, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __version__: str
 __all__ = [
+    "PinvInfo",
     "__version__",
     "get_num_threads",
     "isa",
     "log_softmax",
     "logsumexp",
+    "pinv",
+    "pinv_backward",
     "set_num_threads",
     "softmax",
     "supported_isas",
@@ -129,4 +132,81 @@ def logsumexp(
     Example:
         >>> float(softcore.logsumexp(np.array([0.0, 0.0])))
         0.6931471805599453
+    """
+
+@final
+class PinvInfo:
+    """Per-matrix results of ``pinv(..., return_info=True)``; arrays over the batch shape."""
+
+    @property
+    def iterations(self) -> NDArray[np.int64]:
+        """Steps taken (for ``iters=None``, the step of the iterate returned)."""
+    @property
+    def step(self) -> NDArray[np.float64]:
+        """The last relative step ``||V_k+1 - V_k||_F / ||V_k+1||_F``."""
+    @property
+    def converged(self) -> NDArray[np.bool_]:
+        """Whether that step is within ``tol``."""
+
+@overload
+def pinv(
+    a: ArrayLike,
+    *,
+    iters: int | None = None,
+    tol: float | None = None,
+    order: int = 2,
+    ridge: float = 0.0,
+    return_info: Literal[False] = False,
+) -> NDArray[np.floating]:
+    """Moore–Penrose pseudo-inverse of each matrix of ``a`` (..., m, n) by Newton–Schulz
+    iteration, as in SOFT; returns (..., n, m).
+
+    Each matrix starts from ``V0 = a^T / (||a||_1 ||a||_inf)`` (its own scale, never the
+    batch's) and iterates on the smaller Gram side.
+
+    Args:
+        a: float32 or float64 (float16 is computed in float32), any layout.
+        iters: ``None`` iterates until the relative step ``||V_k+1 - V_k||_F <= tol *
+            ||V_k+1||_F``, stopping early (keeping the iterate with the smallest step) when the
+            step grows twice in a row after reaching the quadratic phase, and at most 100
+            steps; an int runs exactly that many steps (SOFT uses 20).
+        tol: the step tolerance; default 1e-4 (float32) or 1e-8 (float64): the step is the
+            error of the previous iterate, and the one returned has about its square.
+        order: 2 (``V <- V(2I - AV)``) or 3 (Nyströmformer's
+            ``V <- 0.25 V(13I - AV(15I - AV(7I - AV)))``).
+        ridge: computes the pseudo-inverse of ``a + ridge * I`` (SOFT adds 0.01).
+        return_info: also return a :class:`PinvInfo`.
+
+    Raises:
+        TypeError: unsupported dtype. ValueError: fewer than 2 dimensions, NaN or infinity in
+        ``a``, bad ``iters``, ``tol`` or ``order``.
+
+    Example:
+        >>> softcore.pinv(np.array([[2.0, 0.0], [0.0, 4.0]]))
+        array([[0.5 , 0.  ],
+               [0.  , 0.25]])
+    """
+
+@overload
+def pinv(
+    a: ArrayLike,
+    *,
+    iters: int | None = None,
+    tol: float | None = None,
+    order: int = 2,
+    ridge: float = 0.0,
+    return_info: Literal[True],
+) -> tuple[NDArray[np.floating], PinvInfo]: ...
+def pinv_backward(a: ArrayLike, a_pinv: ArrayLike, grad: ArrayLike) -> NDArray[np.floating]:
+    """Gradient of a loss with respect to ``a`` through ``P = pinv(a)``, given ``grad = dL/dP``.
+
+    Computes ``-P^T G P^T + (I - A P) G^T P P^T + P^T P G^T (I - P A)``: exact for rectangular
+    and rank-deficient ``a`` (the last two terms vanish when ``a`` is invertible, leaving SOFT's
+    ``-P^T G P^T``).
+
+    Args:
+        a: (..., m, n). a_pinv, grad: (..., n, m), all of one float dtype.
+
+    Raises:
+        TypeError: dtypes differ or are not float. ValueError: shapes do not match.
     """

@@ -69,3 +69,26 @@ def logsumexp(x, axis=-1, *, where=None):
         shift = np.where(np.isfinite(m), m, 0.0)
         r = np.log(np.sum(np.exp(xm - shift), axis=axis, keepdims=True)) + shift
     return np.squeeze(r, axis=axis)
+
+
+def pinv(a, *, ridge=0.0):
+    """Moore–Penrose pseudo-inverse of each (..., m, n) matrix (of a + ridge I), by SVD."""
+    a = _f64(a)
+    if ridge:
+        k = min(a.shape[-2:])
+        a = a.copy()
+        idx = np.arange(k)
+        a[..., idx, idx] += ridge
+    return np.linalg.pinv(a)
+
+
+def pinv_backward(a, a_pinv, grad):
+    """dL/dA through P = pinv(A) given G = dL/dP:
+    -P^T G P^T + (I - A P) G^T P P^T + P^T P G^T (I - P A)."""
+    a, p, g = _f64(a), _f64(a_pinv), _f64(grad)
+    pt = np.swapaxes(p, -1, -2)
+    gt = np.swapaxes(g, -1, -2)
+    m, n = a.shape[-2:]
+    i_ap = np.eye(m) - a @ p
+    i_pa = np.eye(n) - p @ a
+    return -pt @ g @ pt + i_ap @ gt @ p @ pt + pt @ p @ gt @ i_pa

@@ -3,6 +3,7 @@
 
 mod arrays;
 mod errors;
+mod linalg;
 mod runtime;
 mod softmax;
 
@@ -18,5 +19,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(softmax::softmax, m)?)?;
     m.add_function(wrap_pyfunction!(softmax::log_softmax, m)?)?;
     m.add_function(wrap_pyfunction!(softmax::logsumexp, m)?)?;
+    m.add_function(wrap_pyfunction!(linalg::pinv, m)?)?;
+    m.add_function(wrap_pyfunction!(linalg::pinv_backward, m)?)?;
+    m.add_class::<linalg::PyPinvInfo>()?;
     Ok(())
 }

@@ -1,0 +1,9 @@
+//! Dense linear algebra: the one GEMM entry point and the Newton–Schulz pseudo-inverse.
+
+mod gemm;
+pub mod newton_schulz;
+
+pub use gemm::{gemm, matmul, GemmElem};
+pub use newton_schulz::{
+    pinv, pinv_backward, pinv_backward_batch, pinv_batch, PinvInfo, PinvOptions, MAX_ITERS,
+};

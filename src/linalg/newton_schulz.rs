@@ -1,0 +1,345 @@
+//! Moore–Penrose pseudo-inverse by Newton–Schulz (Newton–Raphson) iteration, as SOFT uses it
+//! (Lu et al., "SOFT: Softmax-free Transformer with Linear Complexity", 2021, Alg. 1; Ben-Israel &
+//! Cohen 1966 for the iteration), with the order-3 update of Nyströmformer (Xiong et al., 2021).
+//!
+//! V_0 = A^T / (||A||_1 ||A||_inf) puts every singular value of A V_0 in (0, 1], so the
+//! iteration converges to A^+ for any A, singular or rectangular. Each step works on the smaller
+//! Gram side: T = A V (m x m) when m <= n, T = V A (n x n) otherwise, so a step costs
+//! 2 min(m,n)^2 max(m,n) flops (order 2).
+//!
+//! Stopping: the residual ||I - A V|| does not go to 0 for rank-deficient A, so it is never the
+//! test. With `iters = None` the step ||V_{k+1} - V_k||_F <= tol ||V_{k+1}||_F stops; once
+//! converged, rounding makes the iterates drift and eventually blow up (the iteration is only
+//! neutrally stable on the null space), so two growing steps in a row (counted once a step below
+//! 1e-3 shows the quadratic phase has begun; before it, steps rise while V doubles) stop too and
+//! the iterate with the smallest step is kept.
+
+use super::gemm::{gemm, matmul, GemmElem};
+use crate::error::{Error, Result};
+use crate::simd::Elem;
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Axis, IxDyn};
+use rayon::prelude::*;
+
+/// Cap on the number of steps when `iters` is None. Order 2 needs about
+/// log2(cond(A)^2 * min(m,n)) + 6 steps; 100 covers condition numbers up to ~1e13 (f64).
+pub const MAX_ITERS: usize = 100;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PinvOptions {
+    /// Exactly this many steps; None iterates to convergence.
+    pub iters: Option<usize>,
+    /// Relative step size that counts as converged; None uses `default_tol`.
+    pub tol: Option<f64>,
+    /// 2 (Newton–Schulz) or 3 (Nyströmformer's cubic update).
+    pub order: u32,
+    /// Computes the pseudo-inverse of A + ridge I.
+    pub ridge: f64,
+}
+
+impl Default for PinvOptions {
+    fn default() -> Self {
+        PinvOptions {
+            iters: None,
+            tol: None,
+            order: 2,
+            ridge: 0.0,
+        }
+    }
+}
+
+/// What happened for one matrix.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PinvInfo {
+    pub iterations: usize,
+    /// The last relative step ||V_{k+1} - V_k||_F / ||V_{k+1}||_F.
+    pub step: f64,
+    pub converged: bool,
+}
+
+/// A relative step below this means the iteration is in its quadratic phase.
+const QUADRATIC_PHASE: f64 = 1e-3;
+
+/// Default tolerance, about sqrt(eps): in the quadratic phase the step ||V_{k+1} - V_k|| is
+/// the error of V_k, and V_{k+1} (the iterate returned) has about its square, i.e. rounding
+/// level. A tighter tolerance only waits for steps that rounding never lets reach it.
+pub fn default_tol<E: Elem>() -> f64 {
+    if E::MANTISSA_DIGITS == 24 {
+        1e-4
+    } else {
+        1e-8
+    }
+}
+
+fn frob<E: Elem>(a: ArrayView2<'_, E>) -> f64 {
+    a.iter()
+        .map(|v| v.to_f64() * v.to_f64())
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// c I - T, the shifted factors of the updates.
+fn shift_neg<E: Elem>(t: &Array2<E>, c: E) -> Array2<E> {
+    let mut u = t.mapv(|v| -v);
+    for i in 0..u.nrows().min(u.ncols()) {
+        u[[i, i]] = u[[i, i]] + c;
+    }
+    u
+}
+
+/// One update of V from T (T = A V if `left`, else V A).
+fn step<E: GemmElem>(a: &Array2<E>, v: &Array2<E>, order: u32, left: bool) -> Result<Array2<E>> {
+    let t = if left {
+        matmul(a.view(), v.view())?
+    } else {
+        matmul(v.view(), a.view())?
+    };
+    let two = E::ONE + E::ONE;
+    let poly = if order == 2 {
+        // 2I - T
+        shift_neg(&t, two)
+    } else {
+        // 0.25 (13I - T(15I - T(7I - T)))
+        let c = |x: f64| E::from_f64(x);
+        let w = matmul(t.view(), shift_neg(&t, c(7.0)).view())?;
+        let w = matmul(t.view(), shift_neg(&w, c(15.0)).view())?;
+        shift_neg(&w, c(13.0)).mapv(|x| x * c(0.25))
+    };
+    // V (2I - AV) = (2I - VA) V: the polynomial in T commutes through.
+    if left {
+        matmul(v.view(), poly.view())
+    } else {
+        matmul(poly.view(), v.view())
+    }
+}
+
+/// The pseudo-inverse of one matrix (n x m result for an m x n input).
+pub fn pinv<E: GemmElem>(
+    a: ArrayView2<'_, E>,
+    opts: &PinvOptions,
+) -> Result<(Array2<E>, PinvInfo)> {
+    if opts.order != 2 && opts.order != 3 {
+        return Err(Error::Invalid(format!(
+            "pinv: order must be 2 or 3, got {}",
+            opts.order
+        )));
+    }
+    if !opts.ridge.is_finite() {
+        return Err(Error::Invalid(format!(
+            "pinv: ridge must be finite, got {}",
+            opts.ridge
+        )));
+    }
+    let (m, n) = a.dim();
+    let mut a = a.to_owned();
+    let ridge = E::from_f64(opts.ridge);
+    for i in 0..m.min(n) {
+        a[[i, i]] = a[[i, i]] + ridge;
+    }
+    if a.iter().any(|v| !v.is_finite()) {
+        return Err(Error::Invalid(
+            "pinv: input contains NaN or infinity".into(),
+        ));
+    }
+    let norm1 = a.map_axis(Axis(0), |c| c.iter().map(|v| v.to_f64().abs()).sum::<f64>());
+    let norminf = a.map_axis(Axis(1), |r| r.iter().map(|v| v.to_f64().abs()).sum::<f64>());
+    let scale =
+        norm1.iter().cloned().fold(0.0, f64::max) * norminf.iter().cloned().fold(0.0, f64::max);
+    let zero_info = PinvInfo {
+        iterations: 0,
+        step: 0.0,
+        converged: true,
+    };
+    if m == 0 || n == 0 || scale == 0.0 {
+        return Ok((Array2::from_elem((n, m), E::ZERO), zero_info));
+    }
+    let mut v = a.t().mapv(|x| E::from_f64(x.to_f64() / scale));
+    let left = m <= n;
+    let tol = opts.tol.unwrap_or_else(default_tol::<E>);
+    let fixed = opts.iters;
+    let cap = fixed.unwrap_or(MAX_ITERS);
+    let mut info = PinvInfo {
+        iterations: 0,
+        step: f64::INFINITY,
+        converged: false,
+    };
+    let mut best = (v.clone(), f64::INFINITY, 0usize);
+    let mut grows = 0;
+    for k in 1..=cap {
+        let next = step(&a, &v, opts.order, left)?;
+        let diff = frob((&next - &v).view());
+        let size = frob(next.view());
+        let st = if size > 0.0 { diff / size } else { 0.0 };
+        if !st.is_finite() {
+            // Blew up (only possible long after convergence in fixed-count mode): keep the best.
+            break;
+        }
+        // Steps rise during the first, linear phase (V doubles while small singular values
+        // catch up), so growth only counts once the quadratic phase has been reached.
+        grows = if st > info.step && best.1 < QUADRATIC_PHASE {
+            grows + 1
+        } else {
+            0
+        };
+        v = next;
+        info.iterations = k;
+        info.step = st;
+        info.converged = st <= tol;
+        if fixed.is_none() {
+            if st < best.1 {
+                best = (v.clone(), st, k);
+            }
+            if info.converged {
+                break;
+            }
+            if grows >= 2 {
+                // Rounding has taken over: return the iterate with the smallest step.
+                info = PinvInfo {
+                    iterations: best.2,
+                    step: best.1,
+                    converged: best.1 <= tol,
+                };
+                v = best.0;
+                break;
+            }
+        }
+    }
+    Ok((v, info))
+}
+
+/// Gradient of a loss through P = pinv(A), given G = dL/dP (n x m) and A (m x n):
+/// -P^T G P^T + (I - A P) G^T P P^T + P^T P G^T (I - P A). The last two terms vanish when A is
+/// invertible, leaving SOFT's -P^T G P^T; they are what makes it exact for rank-deficient and
+/// rectangular A (Golub & Pereyra, 1973, Thm. 4.3).
+pub fn pinv_backward<E: GemmElem>(
+    a: ArrayView2<'_, E>,
+    p: ArrayView2<'_, E>,
+    g: ArrayView2<'_, E>,
+) -> Result<Array2<E>> {
+    let (m, n) = a.dim();
+    if p.dim() != (n, m) || g.dim() != (n, m) {
+        return Err(Error::Shape {
+            what: "a_pinv/grad",
+            expected: vec![n, m],
+            got: p.shape().to_vec(),
+        });
+    }
+    let pt = p.t();
+    let gt = g.t();
+    // -P^T G P^T
+    let mut out = matmul(matmul(pt, g)?.view(), pt)?.mapv(|x| -x);
+    // (I - A P) G^T P P^T
+    let ap = matmul(a, p)?;
+    let i_ap = shift_neg(&ap, E::ONE);
+    let ppt = matmul(p, pt)?;
+    let t = matmul(i_ap.view(), gt)?;
+    gemm(E::ONE, out.view_mut(), E::ONE, t.view(), ppt.view())?;
+    // P^T P G^T (I - P A)
+    let ptp = matmul(pt, p)?;
+    let pa = matmul(p, a)?;
+    let i_pa = shift_neg(&pa, E::ONE);
+    let t = matmul(ptp.view(), gt)?;
+    gemm(E::ONE, out.view_mut(), E::ONE, t.view(), i_pa.view())?;
+    Ok(out)
+}
+
+/// Splits (..., r, c) into the batch size and (r, c).
+fn batch_dims(shape: &[usize], what: &str) -> Result<(usize, usize, usize)> {
+    if shape.len() < 2 {
+        return Err(Error::Invalid(format!(
+            "{what} must have at least 2 dimensions (..., m, n), got shape {shape:?}"
+        )));
+    }
+    let (r, c) = (shape[shape.len() - 2], shape[shape.len() - 1]);
+    Ok((shape[..shape.len() - 2].iter().product(), r, c))
+}
+
+/// `pinv` over a batch (..., m, n) -> (..., n, m), each matrix scaled and stopped on its own,
+/// in parallel over the batch (results do not depend on the thread count).
+pub fn pinv_batch<E: GemmElem>(
+    a: ArrayViewD<'_, E>,
+    opts: &PinvOptions,
+) -> Result<(ArrayD<E>, Vec<PinvInfo>)> {
+    let (b, m, n) = batch_dims(a.shape(), "pinv input")?;
+    let a = a.as_standard_layout();
+    let flat = a
+        .as_slice()
+        .ok_or_else(|| Error::Invalid("internal: layout".into()))?;
+    let per = m * n;
+    let results: Vec<Result<(Array2<E>, PinvInfo)>> = crate::threads::install(|| {
+        (0..b)
+            .into_par_iter()
+            .map(|i| {
+                let ai = ArrayView2::from_shape((m, n), &flat[i * per..(i + 1) * per])
+                    .map_err(|e| Error::Invalid(format!("internal: {e}")))?;
+                pinv(ai, opts)
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(b * per);
+    let mut infos = Vec::with_capacity(b);
+    for r in results {
+        let (v, info) = r?;
+        out.extend(v.iter().copied());
+        infos.push(info);
+    }
+    let mut shape = a.shape().to_vec();
+    let k = shape.len();
+    shape.swap(k - 2, k - 1);
+    let out = ArrayD::from_shape_vec(IxDyn(&shape), out)
+        .map_err(|e| Error::Invalid(format!("internal: {e}")))?;
+    Ok((out, infos))
+}
+
+/// `pinv_backward` over a batch: a (..., m, n), a_pinv and grad (..., n, m).
+pub fn pinv_backward_batch<E: GemmElem>(
+    a: ArrayViewD<'_, E>,
+    p: ArrayViewD<'_, E>,
+    g: ArrayViewD<'_, E>,
+) -> Result<ArrayD<E>> {
+    let (b, m, n) = batch_dims(a.shape(), "a")?;
+    let mut want = a.shape().to_vec();
+    let k = want.len();
+    want.swap(k - 2, k - 1);
+    for (what, x) in [("a_pinv", &p), ("grad", &g)] {
+        if x.shape() != want.as_slice() {
+            return Err(Error::Shape {
+                what,
+                expected: want.clone(),
+                got: x.shape().to_vec(),
+            });
+        }
+    }
+    let (a, p, g) = (
+        a.as_standard_layout(),
+        p.as_standard_layout(),
+        g.as_standard_layout(),
+    );
+    let (fa, fp, fg) = match (a.as_slice(), p.as_slice(), g.as_slice()) {
+        (Some(x), Some(y), Some(z)) => (x, y, z),
+        _ => return Err(Error::Invalid("internal: layout".into())),
+    };
+    let per = m * n;
+    let results: Vec<Result<Array2<E>>> = crate::threads::install(|| {
+        (0..b)
+            .into_par_iter()
+            .map(|i| {
+                let r = i * per..(i + 1) * per;
+                pinv_backward(
+                    mat(&fa[r.clone()], m, n)?,
+                    mat(&fp[r.clone()], n, m)?,
+                    mat(&fg[r], n, m)?,
+                )
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(b * per);
+    for r in results {
+        out.extend(r?.iter().copied());
+    }
+    ArrayD::from_shape_vec(IxDyn(a.shape()), out)
+        .map_err(|e| Error::Invalid(format!("internal: {e}")))
+}
+
+fn mat<E>(f: &[E], r: usize, c: usize) -> Result<ArrayView2<'_, E>> {
+    ArrayView2::from_shape((r, c), f).map_err(|e| Error::Invalid(format!("internal: {e}")))
+}

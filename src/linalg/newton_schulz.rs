@@ -70,14 +70,7 @@ pub fn default_tol<E: Elem>() -> f64 {
     }
 }
 
-fn frob<E: Elem>(a: ArrayView2<'_, E>) -> f64 {
-    a.iter()
-        .map(|v| v.to_f64() * v.to_f64())
-        .sum::<f64>()
-        .sqrt()
-}
-
-/// c I - T, the shifted factors of the updates.
+/// c I - T.
 fn shift_neg<E: Elem>(t: &Array2<E>, c: E) -> Array2<E> {
     let mut u = t.mapv(|v| -v);
     for i in 0..u.nrows().min(u.ncols()) {
@@ -86,30 +79,59 @@ fn shift_neg<E: Elem>(t: &Array2<E>, c: E) -> Array2<E> {
     u
 }
 
-/// One update of V from T (T = A V if `left`, else V A).
-fn step<E: GemmElem>(a: &Array2<E>, v: &Array2<E>, order: u32, left: bool) -> Result<Array2<E>> {
-    let t = if left {
-        matmul(a.view(), v.view())?
-    } else {
-        matmul(v.view(), a.view())?
-    };
-    let two = E::ONE + E::ONE;
-    let poly = if order == 2 {
-        // 2I - T
-        shift_neg(&t, two)
-    } else {
-        // 0.25 (13I - T(15I - T(7I - T)))
-        let c = |x: f64| E::from_f64(x);
-        let w = matmul(t.view(), shift_neg(&t, c(7.0)).view())?;
-        let w = matmul(t.view(), shift_neg(&w, c(15.0)).view())?;
-        shift_neg(&w, c(13.0)).mapv(|x| x * c(0.25))
-    };
-    // V (2I - AV) = (2I - VA) V: the polynomial in T commutes through.
+/// Work buffers of one matrix's iteration (allocated once, not per step).
+struct Work<E> {
+    /// T = A V (m x m) or V A (n x n).
+    t: Array2<E>,
+    /// Intermediate polynomial products in T (order 3).
+    w: Array2<E>,
+    w2: Array2<E>,
+}
+
+/// One update V -> next, returning the relative step ||next - V||_F / ||next||_F:
+/// order 2: next = 2V - V T (or 2V - T V);
+/// order 3: W = 7T - T^2, W2 = 15T - T W, next = 3.25 V - 0.25 V W2.
+/// The shifts of the T factors ride on GEMM's beta; the last combination is fused with the step
+/// norms in one pass.
+fn step<E: GemmElem>(
+    a: &Array2<E>,
+    v: &Array2<E>,
+    next: &mut Array2<E>,
+    wk: &mut Work<E>,
+    order: u32,
+    left: bool,
+) -> Result<f64> {
+    let c = |x: f64| E::from_f64(x);
     if left {
-        matmul(v.view(), poly.view())
+        gemm(E::ZERO, wk.t.view_mut(), E::ONE, a.view(), v.view())?;
     } else {
-        matmul(poly.view(), v.view())
+        gemm(E::ZERO, wk.t.view_mut(), E::ONE, v.view(), a.view())?;
     }
+    let (beta, alpha, poly) = if order == 2 {
+        (2.0, -1.0, &wk.t)
+    } else {
+        wk.w.assign(&wk.t);
+        gemm(c(7.0), wk.w.view_mut(), c(-1.0), wk.t.view(), wk.t.view())?;
+        wk.w2.assign(&wk.t);
+        gemm(c(15.0), wk.w2.view_mut(), c(-1.0), wk.t.view(), wk.w.view())?;
+        (3.25, -0.25, &wk.w2)
+    };
+    // The polynomial in T commutes through: V p(AV) = p(VA) V.
+    if left {
+        gemm(E::ZERO, next.view_mut(), E::ONE, v.view(), poly.view())?;
+    } else {
+        gemm(E::ZERO, next.view_mut(), E::ONE, poly.view(), v.view())?;
+    }
+    let (beta, alpha) = (c(beta), c(alpha));
+    let (mut d, mut s) = (0.0f64, 0.0f64);
+    for (y, &x) in next.iter_mut().zip(v.iter()) {
+        let nv = beta * x + alpha * *y;
+        let (nf, xf) = (nv.to_f64(), x.to_f64());
+        d += (nf - xf) * (nf - xf);
+        s += nf * nf;
+        *y = nv;
+    }
+    Ok(if s > 0.0 { (d / s).sqrt() } else { 0.0 })
 }
 
 /// The pseudo-inverse of one matrix (n x m result for an m x n input).
@@ -154,6 +176,27 @@ pub fn pinv<E: GemmElem>(
     }
     let mut v = a.t().mapv(|x| E::from_f64(x.to_f64() / scale));
     let left = m <= n;
+    let side = m.min(n);
+    let mut wk = Work {
+        t: Array2::from_elem((side, side), E::ZERO),
+        w: Array2::from_elem(
+            if opts.order == 3 {
+                (side, side)
+            } else {
+                (0, 0)
+            },
+            E::ZERO,
+        ),
+        w2: Array2::from_elem(
+            if opts.order == 3 {
+                (side, side)
+            } else {
+                (0, 0)
+            },
+            E::ZERO,
+        ),
+    };
+    let mut next = Array2::from_elem((n, m), E::ZERO);
     let tol = opts.tol.unwrap_or_else(default_tol::<E>);
     let fixed = opts.iters;
     let cap = fixed.unwrap_or(MAX_ITERS);
@@ -162,45 +205,56 @@ pub fn pinv<E: GemmElem>(
         step: f64::INFINITY,
         converged: false,
     };
-    let mut best = (v.clone(), f64::INFINITY, 0usize);
+    // The iterate with the smallest step so far, kept once the quadratic phase is reached.
+    let mut best: Option<(Array2<E>, f64, usize)> = None;
     let mut grows = 0;
     for k in 1..=cap {
-        let next = step(&a, &v, opts.order, left)?;
-        let diff = frob((&next - &v).view());
-        let size = frob(next.view());
-        let st = if size > 0.0 { diff / size } else { 0.0 };
+        let st = step(&a, &v, &mut next, &mut wk, opts.order, left)?;
         if !st.is_finite() {
-            // Blew up (only possible long after convergence in fixed-count mode): keep the best.
+            // Blew up (only possible long after convergence in fixed-count mode): keep v.
             break;
         }
+        let best_step = best.as_ref().map_or(f64::INFINITY, |b| b.1);
         // Steps rise during the first, linear phase (V doubles while small singular values
         // catch up), so growth only counts once the quadratic phase has been reached.
-        grows = if st > info.step && best.1 < QUADRATIC_PHASE {
+        grows = if st > info.step && best_step < QUADRATIC_PHASE {
             grows + 1
         } else {
             0
         };
-        v = next;
-        info.iterations = k;
-        info.step = st;
-        info.converged = st <= tol;
-        if fixed.is_none() {
-            if st < best.1 {
-                best = (v.clone(), st, k);
+        std::mem::swap(&mut v, &mut next);
+        info = PinvInfo {
+            iterations: k,
+            step: st,
+            converged: st <= tol,
+        };
+        if fixed.is_some() {
+            continue;
+        }
+        if info.converged {
+            break;
+        }
+        if st < best_step && st < QUADRATIC_PHASE {
+            match &mut best {
+                Some(b) => {
+                    b.0.assign(&v);
+                    b.1 = st;
+                    b.2 = k;
+                }
+                None => best = Some((v.clone(), st, k)),
             }
-            if info.converged {
-                break;
-            }
-            if grows >= 2 {
-                // Rounding has taken over: return the iterate with the smallest step.
+        }
+        if grows >= 2 {
+            // Rounding has taken over: return the iterate with the smallest step.
+            if let Some((bv, bs, bk)) = best.take() {
                 info = PinvInfo {
-                    iterations: best.2,
-                    step: best.1,
-                    converged: best.1 <= tol,
+                    iterations: bk,
+                    step: bs,
+                    converged: bs <= tol,
                 };
-                v = best.0;
-                break;
+                v = bv;
             }
+            break;
         }
     }
     Ok((v, info))

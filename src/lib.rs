@@ -1,6 +1,7 @@
 //! softcore: fast, correct CPU kernels for the softmax family, efficient attention and
 //! mixture-of-experts gating. Kernels see `ndarray` views and slices; `py` is the thin PyO3 layer.
 
+pub mod attention;
 pub mod error;
 pub mod linalg;
 pub mod simd;

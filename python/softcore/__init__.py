@@ -14,6 +14,7 @@ from softcore._core import (
     pinv,
     pinv_backward,
     set_num_threads,
+    soft_attention,
     softmax,
     supported_isas,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "pinv",
     "pinv_backward",
     "set_num_threads",
+    "soft_attention",
     "softmax",
     "supported_isas",
 ]

@@ -16,6 +16,7 @@ __all__ = [
     "pinv",
     "pinv_backward",
     "set_num_threads",
+    "soft_attention",
     "softmax",
     "supported_isas",
 ]
@@ -209,4 +210,36 @@ def pinv_backward(a: ArrayLike, a_pinv: ArrayLike, grad: ArrayLike) -> NDArray[n
 
     Raises:
         TypeError: dtypes differ or are not float. ValueError: shapes do not match.
+    """
+
+def soft_attention(
+    q: ArrayLike,
+    v: ArrayLike,
+    landmarks: ArrayLike | None = None,
+    *,
+    num_landmarks: int = 49,
+    iters: int | None = None,
+    ridge: float = 0.0,
+    normalize: bool = False,
+) -> NDArray[np.floating]:
+    """SOFT attention (Lu et al., 2021): the Gaussian kernel ``exp(-||q_i - q_j||^2 / 2)`` with
+    keys tied to queries, through Nyström landmarks, without forming an n x n matrix:
+    ``K(q, L) (pinv(K(L, L)) (K(L, q) v))``.
+
+    The caller scales q (SOFT uses ``d**-0.25``). Squared distances are clamped at 0.
+
+    Args:
+        q: (..., n, d). v: (..., n, dv) with q's batch dims. Same float dtype.
+        landmarks: (l, d) shared by all heads or (..., l, d) per head (learned in SOFT); None
+            uses the means of ``num_landmarks`` contiguous segments of q (at most n).
+        iters, ridge: passed to :func:`pinv` (SOFT uses ``iters=20``, ``ridge=0.01``).
+        normalize: SOFT's symmetric normalisation
+            ``K(q, L) D^-1/2 pinv(K(L, L)) D^-1/2 K(L, q) v`` with ``D = diag(K(L, L) 1)``.
+
+    Returns:
+        (..., n, dv), parallel over the batch.
+
+    Raises:
+        TypeError: dtypes differ or are not float. ValueError: shapes, NaN/inf, bad
+        ``num_landmarks`` or ``iters``.
     """

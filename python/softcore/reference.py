@@ -92,3 +92,33 @@ def pinv_backward(a, a_pinv, grad):
     i_ap = np.eye(m) - a @ p
     i_pa = np.eye(n) - p @ a
     return -pt @ g @ pt + i_ap @ gt @ p @ pt + pt @ p @ gt @ i_pa
+
+
+def gaussian_kernel(x, y):
+    """exp(-||x_i - y_j||^2 / 2) with squared distances clamped at 0."""
+    x, y = _f64(x), _f64(y)
+    sq = (
+        (x**2).sum(-1)[..., :, None] + (y**2).sum(-1)[..., None, :] - 2 * x @ np.swapaxes(y, -1, -2)
+    )
+    return np.exp(-np.maximum(sq, 0.0) / 2)
+
+
+def segment_means(q, num_landmarks):
+    """Means of contiguous segments of q's rows: segment i is rows i*n//l .. (i+1)*n//l."""
+    q = _f64(q)
+    n = q.shape[-2]
+    lm = min(num_landmarks, n)
+    return np.stack([q[..., i * n // lm : (i + 1) * n // lm, :].mean(-2) for i in range(lm)], -2)
+
+
+def soft_attention(q, v, landmarks=None, *, num_landmarks=49, ridge=0.0, normalize=False):
+    """SOFT: K(q, L) pinv(K(L, L)) K(L, q) v, optionally D^-1/2-normalised around the pinv."""
+    q, v = _f64(q), _f64(v)
+    lm = segment_means(q, num_landmarks) if landmarks is None else _f64(landmarks)
+    kql = gaussian_kernel(q, lm)
+    kll = gaussian_kernel(lm, lm)
+    p = pinv(kll, ridge=ridge)
+    if normalize:
+        dinv = 1.0 / np.sqrt(kll.sum(-1))
+        p = dinv[..., :, None] * p * dinv[..., None, :]
+    return kql @ (p @ (np.swapaxes(kql, -1, -2) @ v))

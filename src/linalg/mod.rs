@@ -5,5 +5,6 @@ pub mod newton_schulz;
 
 pub use gemm::{gemm, matmul, GemmElem};
 pub use newton_schulz::{
-    pinv, pinv_backward, pinv_backward_batch, pinv_batch, PinvInfo, PinvOptions, MAX_ITERS,
+    default_tol, pinv, pinv_backward, pinv_backward_batch, pinv_batch, PinvInfo, PinvOptions,
+    MAX_ITERS,
 };

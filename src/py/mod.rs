@@ -2,6 +2,7 @@
 //! arrays. No computation lives here.
 
 mod arrays;
+mod attention;
 mod errors;
 mod linalg;
 mod runtime;
@@ -22,5 +23,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(linalg::pinv, m)?)?;
     m.add_function(wrap_pyfunction!(linalg::pinv_backward, m)?)?;
     m.add_class::<linalg::PyPinvInfo>()?;
+    m.add_function(wrap_pyfunction!(attention::soft_attention, m)?)?;
     Ok(())
 }

@@ -1,0 +1,261 @@
+//! SOFT attention (Lu et al., "SOFT: Softmax-free Transformer with Linear Complexity", NeurIPS
+//! 2021): the Gaussian kernel K(x, y) = exp(-||x - y||^2 / 2) with keys tied to queries, made
+//! linear in n through landmarks L (given: learned in SOFT; or segment means of q):
+//!
+//!     out = K(q, L) (pinv(K(L, L)) (K(L, q) v))            (never an n x n matrix)
+//!
+//! and, with `normalize`, SOFT's symmetric normalisation
+//!
+//!     out = K(q, L) D^-1/2 pinv(K(L, L)) D^-1/2 K(L, q) v,  D = diag(K(L, L) 1).
+//!
+//! Squared distances come from one GEMM (||x||^2 + ||y||^2 - 2 x.y) and are clamped at 0
+//! before the exponential, which runs on the SIMD path.
+
+use crate::error::{Error, Result};
+use crate::linalg::{gemm, matmul, pinv, GemmElem, PinvOptions};
+use crate::simd::exp::{exp_with, ExpPoly};
+use crate::simd::{self, dispatch, Kernel, Lanes, Simd};
+use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewD, Axis, IxDyn};
+use rayon::prelude::*;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SoftOptions {
+    /// Landmarks when none are given: segment means of q over this many segments (at most n).
+    pub num_landmarks: usize,
+    pub pinv: PinvOptions,
+    pub normalize: bool,
+}
+
+/// K[i, j] = exp(min(g[i, j] - a[i] - b[j], 0)) in place, where g = x.y, a = ||x||^2/2,
+/// b = ||y||^2/2: the Gaussian kernel with squared distances clamped at 0.
+struct GaussRows<'a, E> {
+    g: &'a mut [E],
+    a: &'a [E],
+    b: &'a [E],
+}
+
+impl<E: Lanes> Kernel<E> for GaussRows<'_, E> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd<E = E>>(self) {
+        let l = self.b.len();
+        if l == 0 {
+            return;
+        }
+        let w = S::LANES;
+        let poly = ExpPoly::<S>::softmax(S::splat(E::ONE));
+        let zero = S::splat(E::ZERO);
+        for (row, &ai) in self.g.chunks_exact_mut(l).zip(self.a) {
+            let av = S::splat(ai);
+            let (q, pb) = (row.as_mut_ptr(), self.b.as_ptr());
+            let mut j = 0;
+            // SAFETY: row and b both have l elements; accesses stay below l.
+            unsafe {
+                while j + w <= l {
+                    let t = S::sub(S::sub(S::load(q.add(j)), av), S::load(pb.add(j)));
+                    S::store(q.add(j), exp_with::<S>(S::min(zero, t), &poly));
+                    j += w;
+                }
+                if j < l {
+                    let n = l - j;
+                    let t = S::sub(
+                        S::sub(S::load_partial(q.add(j), n, E::ZERO), av),
+                        S::load_partial(pb.add(j), n, E::ZERO),
+                    );
+                    S::store_partial(q.add(j), n, exp_with::<S>(S::min(zero, t), &poly));
+                }
+            }
+        }
+    }
+}
+
+/// Half squared row norms.
+fn half_sq_norms<E: GemmElem>(x: ArrayView2<'_, E>) -> Vec<E> {
+    let half = E::from_f64(0.5);
+    x.rows()
+        .into_iter()
+        .map(|r| r.iter().fold(E::ZERO, |acc, &v| acc + v * v) * half)
+        .collect()
+}
+
+/// K(x, y) for rows of x (n x d) and y (l x d).
+pub fn gaussian_kernel<E: GemmElem + Lanes>(
+    x: ArrayView2<'_, E>,
+    y: ArrayView2<'_, E>,
+) -> Result<Array2<E>> {
+    let mut g = matmul(x, y.t())?;
+    let (a, b) = (half_sq_norms(x), half_sq_norms(y));
+    let gs = g
+        .as_slice_mut()
+        .ok_or_else(|| Error::Invalid("internal: layout".into()))?;
+    dispatch(
+        simd::active(),
+        GaussRows {
+            g: gs,
+            a: &a,
+            b: &b,
+        },
+    );
+    Ok(g)
+}
+
+/// Segment means of q's rows: segment i covers rows floor(i n / l) .. floor((i + 1) n / l).
+pub fn segment_means<E: GemmElem>(q: ArrayView2<'_, E>, l: usize) -> Array2<E> {
+    let n = q.nrows();
+    let mut out = Array2::from_elem((l, q.ncols()), E::ZERO);
+    for i in 0..l {
+        let (lo, hi) = (i * n / l, (i + 1) * n / l);
+        let seg = q.slice(s![lo..hi, ..]);
+        let inv = E::from_f64(1.0 / (hi - lo) as f64);
+        for (o, c) in out.row_mut(i).iter_mut().zip(seg.axis_iter(Axis(1))) {
+            *o = c.iter().fold(E::ZERO, |acc, &v| acc + v) * inv;
+        }
+    }
+    out
+}
+
+/// SOFT attention for one head: q (n x d), v (n x dv), landmarks (l x d).
+pub fn soft_head<E: GemmElem + Lanes>(
+    q: ArrayView2<'_, E>,
+    v: ArrayView2<'_, E>,
+    lm: ArrayView2<'_, E>,
+    opts: &SoftOptions,
+) -> Result<Array2<E>> {
+    let kql = gaussian_kernel(q, lm)?; // n x l
+    let kll = gaussian_kernel(lm, lm)?; // l x l
+    let (p, _) = pinv(kll.view(), &opts.pinv)?;
+    let mut kv = matmul(kql.t(), v)?; // l x dv: K(L, q) v
+    if opts.normalize {
+        let d: Vec<E> = kll
+            .rows()
+            .into_iter()
+            .map(|r| r.iter().fold(E::ZERO, |a, &x| a + x))
+            .collect();
+        let dinv: Vec<E> = d
+            .iter()
+            .map(|&x| E::from_f64(1.0 / x.to_f64().sqrt()))
+            .collect();
+        for (mut row, &s) in kv.rows_mut().into_iter().zip(&dinv) {
+            row.mapv_inplace(|x| x * s);
+        }
+        let mut pkv = matmul(p.view(), kv.view())?;
+        for (mut row, &s) in pkv.rows_mut().into_iter().zip(&dinv) {
+            row.mapv_inplace(|x| x * s);
+        }
+        return matmul(kql.view(), pkv.view());
+    }
+    let pkv = matmul(p.view(), kv.view())?;
+    kv = pkv;
+    let mut out = Array2::from_elem((q.nrows(), v.ncols()), E::ZERO);
+    gemm(E::ZERO, out.view_mut(), E::ONE, kql.view(), kv.view())?;
+    Ok(out)
+}
+
+/// Batched SOFT attention: q (..., n, d), v (..., n, dv), landmarks (..., l, d) or (l, d) shared
+/// by every head, or None for segment means. Returns (..., n, dv); parallel over the batch.
+pub fn soft_attention<E: GemmElem + Lanes>(
+    q: ArrayViewD<'_, E>,
+    v: ArrayViewD<'_, E>,
+    landmarks: Option<ArrayViewD<'_, E>>,
+    opts: &SoftOptions,
+) -> Result<ArrayD<E>> {
+    let nd = q.ndim();
+    if nd < 2 || v.ndim() != nd {
+        return Err(Error::Invalid(format!(
+            "soft_attention: q and v must be (..., n, d) and (..., n, dv) with the same batch dims, got {:?} and {:?}",
+            q.shape(),
+            v.shape()
+        )));
+    }
+    let (n, d, dv) = (q.shape()[nd - 2], q.shape()[nd - 1], v.shape()[nd - 1]);
+    if v.shape()[..nd - 1] != q.shape()[..nd - 1] {
+        return Err(Error::Shape {
+            what: "v",
+            expected: [&q.shape()[..nd - 1], &[dv]].concat(),
+            got: v.shape().to_vec(),
+        });
+    }
+    if q.iter().chain(v.iter()).any(|x| !x.is_finite()) {
+        return Err(Error::Invalid(
+            "soft_attention: q or v contains NaN or infinity".into(),
+        ));
+    }
+    let batch: usize = q.shape()[..nd - 2].iter().product();
+    let q3 = q
+        .as_standard_layout()
+        .into_owned()
+        .into_shape_with_order((batch, n, d))
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let v3 = v
+        .as_standard_layout()
+        .into_owned()
+        .into_shape_with_order((batch, n, dv))
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let lm3 = match landmarks {
+        Some(l) => {
+            let ln = l.ndim();
+            let ok = ln >= 2
+                && l.shape()[ln - 1] == d
+                && (ln == 2 || l.shape()[..ln - 2] == q.shape()[..nd - 2]);
+            if !ok || l.shape()[ln - 2] == 0 {
+                return Err(Error::Invalid(format!(
+                    "soft_attention: landmarks must be (l, d) or (..., l, d) with q's batch dims and d = {d}, l >= 1, got {:?}",
+                    l.shape()
+                )));
+            }
+            if l.iter().any(|x| !x.is_finite()) {
+                return Err(Error::Invalid(
+                    "soft_attention: landmarks contain NaN or infinity".into(),
+                ));
+            }
+            let lcount = l.shape()[ln - 2];
+            let lb = if ln == 2 { 1 } else { batch };
+            Some(
+                l.as_standard_layout()
+                    .into_owned()
+                    .into_shape_with_order((lb, lcount, d))
+                    .map_err(|e| Error::Invalid(e.to_string()))?,
+            )
+        }
+        None => {
+            if opts.num_landmarks == 0 {
+                return Err(Error::Invalid(
+                    "soft_attention: num_landmarks must be >= 1, got 0".into(),
+                ));
+            }
+            None
+        }
+    };
+    let heads: Vec<Result<Array2<E>>> = crate::threads::install(|| {
+        (0..batch)
+            .into_par_iter()
+            .map(|b| {
+                let (qb, vb) = (q3.index_axis(Axis(0), b), v3.index_axis(Axis(0), b));
+                if n == 0 {
+                    return Ok(Array2::from_elem((0, dv), E::ZERO));
+                }
+                match &lm3 {
+                    Some(l) => soft_head(
+                        qb,
+                        vb,
+                        l.index_axis(Axis(0), if l.shape()[0] == 1 { 0 } else { b }),
+                        opts,
+                    ),
+                    None => soft_head(
+                        qb,
+                        vb,
+                        segment_means(qb, opts.num_landmarks.min(n)).view(),
+                        opts,
+                    ),
+                }
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(batch * n * dv);
+    for h in heads {
+        out.extend(h?.iter().copied());
+    }
+    let mut shape = q.shape().to_vec();
+    shape[nd - 1] = dv;
+    ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| Error::Invalid(e.to_string()))
+}

@@ -1,0 +1,103 @@
+//! soft_attention: extract with the GIL, compute detached, return arrays.
+
+use super::arrays::{floats, Floats};
+use super::errors::compute;
+use crate::attention::{soft_attention as soft, SoftOptions};
+use crate::linalg::{GemmElem, PinvOptions};
+use crate::simd::Lanes;
+use numpy::{Element, PyArray, PyArrayDyn, PyArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyAny;
+
+fn run<'py, E: GemmElem + Lanes + Element>(
+    py: Python<'py>,
+    q: &Bound<'py, PyArrayDyn<E>>,
+    v: &Bound<'py, PyAny>,
+    lm: Option<&Bound<'py, PyAny>>,
+    opts: SoftOptions,
+) -> PyResult<Bound<'py, PyAny>> {
+    let cast = |x: &Bound<'py, PyAny>, what: &str| -> PyResult<Bound<'py, PyArrayDyn<E>>> {
+        x.cast::<PyArrayDyn<E>>().cloned().map_err(|_| {
+            PyTypeError::new_err(format!("soft_attention: {what} must have the dtype of q"))
+        })
+    };
+    let v = cast(v, "v")?;
+    let lm = lm.map(|l| cast(l, "landmarks")).transpose()?;
+    let borrow = |e: numpy::BorrowError| PyValueError::new_err(e.to_string());
+    let (rq, rv) = (
+        q.try_readonly().map_err(borrow)?,
+        v.try_readonly().map_err(borrow)?,
+    );
+    let rl = lm
+        .as_ref()
+        .map(|l| l.try_readonly())
+        .transpose()
+        .map_err(borrow)?;
+    let (vq, vv, vl) = (
+        rq.as_array(),
+        rv.as_array(),
+        rl.as_ref().map(|l| l.as_array()),
+    );
+    let out = compute(py, vq.len() * 64, || soft(vq, vv, vl, &opts))?;
+    Ok(PyArray::from_owned_array(py, out).into_any())
+}
+
+#[pyfunction]
+#[pyo3(signature = (q, v, landmarks=None, *, num_landmarks=49, iters=None, ridge=0.0, normalize=false))]
+#[allow(clippy::too_many_arguments)]
+pub fn soft_attention<'py>(
+    py: Python<'py>,
+    q: &Bound<'py, PyAny>,
+    v: &Bound<'py, PyAny>,
+    landmarks: Option<&Bound<'py, PyAny>>,
+    num_landmarks: i64,
+    iters: Option<i64>,
+    ridge: f64,
+    normalize: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    if num_landmarks < 1 {
+        return Err(PyValueError::new_err(format!(
+            "soft_attention: num_landmarks must be >= 1, got {num_landmarks}"
+        )));
+    }
+    let iters = match iters {
+        Some(k) if k < 0 => {
+            return Err(PyValueError::new_err(format!(
+                "soft_attention: iters must be >= 0, got {k}"
+            )))
+        }
+        k => k.map(|k| k as usize),
+    };
+    let opts = SoftOptions {
+        num_landmarks: num_landmarks as usize,
+        pinv: PinvOptions {
+            iters,
+            tol: None,
+            order: 2,
+            ridge,
+        },
+        normalize,
+    };
+    let qi = floats(py, q, "soft_attention")?;
+    let vi = floats(py, v, "soft_attention")?;
+    let li = landmarks
+        .map(|l| floats(py, l, "soft_attention"))
+        .transpose()?;
+    let lany = li.as_ref().map(|l| match &l.arr {
+        Floats::F32(a) => a.as_any().clone(),
+        Floats::F64(a) => a.as_any().clone(),
+    });
+    let vany = match &vi.arr {
+        Floats::F32(a) => a.as_any().clone(),
+        Floats::F64(a) => a.as_any().clone(),
+    };
+    let out = match &qi.arr {
+        Floats::F32(a) => run::<f32>(py, a, &vany, lany.as_ref(), opts)?,
+        Floats::F64(a) => run::<f64>(py, a, &vany, lany.as_ref(), opts)?,
+    };
+    if qi.half {
+        return out.call_method1("astype", ("float16",));
+    }
+    Ok(out)
+}

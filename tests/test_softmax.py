@@ -28,10 +28,14 @@ def test_log_softmax_matches_reference(data):
     axis = data.draw(axes(x))
     y = softcore.log_softmax(x, axis)
     want = ref.log_softmax(ref_input(x, x.dtype.type), axis)
+    # Results beyond the dtype's range (float16 with large inputs) must round to -inf.
+    over = np.abs(want) > np.finfo(x.dtype).max
+    assert np.all(y[over] == -np.inf)
     # log-softmax is a difference: bound the error by the magnitude of its terms.
     scale = 1.0 + np.abs(ref_input(x, x.dtype.type)) + np.abs(want)
-    err = np.abs(y.astype(np.float64) - want)
-    assert np.all(err <= RTOL[x.dtype.type] * scale)
+    with np.errstate(invalid="ignore"):
+        err = np.abs(y.astype(np.float64) - want)
+    assert np.all(err[~over] <= RTOL[x.dtype.type] * scale[~over])
 
 
 @given(data=st.data())

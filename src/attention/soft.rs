@@ -122,7 +122,17 @@ pub fn soft_head<E: GemmElem + Lanes>(
     opts: &SoftOptions,
 ) -> Result<Array2<E>> {
     let kql = gaussian_kernel(q, lm)?; // n x l
-    let kll = gaussian_kernel(lm, lm)?; // l x l
+                                       // K(L, L) is symmetric in exact arithmetic; make it so in floating point too, so `pinv`
+                                       // recognises it as SPD and takes the faster start.
+    let mut kll = gaussian_kernel(lm, lm)?; // l x l
+    let half = E::from_f64(0.5);
+    for i in 0..kll.nrows() {
+        for j in 0..i {
+            let x = (kll[[i, j]] + kll[[j, i]]) * half;
+            kll[[i, j]] = x;
+            kll[[j, i]] = x;
+        }
+    }
     let (p, _) = pinv(kll.view(), &opts.pinv)?;
     let mut kv = matmul(kql.t(), v)?; // l x dv: K(L, q) v
     if opts.normalize {

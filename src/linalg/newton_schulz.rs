@@ -103,7 +103,7 @@ fn is_spd<E: Elem>(a: &Array2<E>) -> bool {
             let x = av[i * n + j].to_f64() - dot;
             if i == j {
                 // A relative pivot floor: numerically semidefinite takes the general path.
-                if !(x > 1e-12 * av[i * n + i].to_f64().abs()) {
+                if x.is_nan() || x <= 1e-12 * av[i * n + i].to_f64().abs() {
                     return false;
                 }
                 l[i * n + i] = x.sqrt();

@@ -2,11 +2,15 @@
 //! 2021): the Gaussian kernel K(x, y) = exp(-||x - y||^2 / 2) with keys tied to queries, made
 //! linear in n through landmarks L (given: learned in SOFT; or segment means of q):
 //!
-//!     out = K(q, L) (pinv(K(L, L)) (K(L, q) v))            (never an n x n matrix)
+//! ```text
+//! out = K(q, L) (pinv(K(L, L)) (K(L, q) v))            (never an n x n matrix)
+//! ```
 //!
 //! and, with `normalize`, SOFT's symmetric normalisation
 //!
-//!     out = K(q, L) D^-1/2 pinv(K(L, L)) D^-1/2 K(L, q) v,  D = diag(K(L, L) 1).
+//! ```text
+//! out = K(q, L) D^-1/2 pinv(K(L, L)) D^-1/2 K(L, q) v,  D = diag(K(L, L) 1).
+//! ```
 //!
 //! Squared distances come from one GEMM (||x||^2 + ||y||^2 - 2 x.y) and are clamped at 0
 //! before the exponential, which runs on the SIMD path.

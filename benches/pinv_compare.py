@@ -3,20 +3,9 @@
 OPENBLAS_NUM_THREADS=1 python benches/pinv_compare.py
 """
 
-import time
-
 import numpy as np
 import softcore
-
-
-def best(f, rep=5):
-    f()
-    b = float("inf")
-    for _ in range(rep):
-        t = time.perf_counter()
-        f()
-        b = min(b, time.perf_counter() - t)
-    return b
+from softcore._bench import best_of as best
 
 
 def landmark_kernels(rng, batch, m, d=32, scale=0.25):

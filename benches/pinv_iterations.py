@@ -1,10 +1,9 @@
 """Newton–Schulz steps to convergence vs condition number, order 2 and 3 (float64, 64 x 64).
 
-    python benches/pinv_iterations.py
+python benches/pinv_iterations.py
 """
 
 import numpy as np
-
 import softcore
 
 

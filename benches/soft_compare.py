@@ -3,21 +3,10 @@
 OPENBLAS_NUM_THREADS=1 python benches/soft_compare.py
 """
 
-import time
-
 import numpy as np
 import softcore
 from softcore import reference as ref
-
-
-def best(f, rep=5):
-    f()
-    b = float("inf")
-    for _ in range(rep):
-        t = time.perf_counter()
-        f()
-        b = min(b, time.perf_counter() - t)
-    return b
+from softcore._bench import best_of as best
 
 
 def kernel(x, y):

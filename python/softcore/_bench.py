@@ -15,7 +15,8 @@ import numpy as np
 import softcore
 
 
-def _best(f: Callable[[], object], budget: float = 0.25, max_reps: int = 200) -> float:
+def best_of(f: Callable[[], object], budget: float = 0.25, max_reps: int = 200) -> float:
+    """The best time of repeated calls (at least 3, for about `budget` seconds)."""
     f()
     best = float("inf")
     spent = 0.0
@@ -80,49 +81,52 @@ def _row(name: str, shape: tuple[int, ...], ours: float, peers: dict[str, float]
 
 def _softmax_case(x: np.ndarray, peers: dict[str, Any]) -> str:
     out = np.empty_like(x)
-    ours = _best(lambda: softcore.softmax(x, out=out))
+    ours = best_of(lambda: softcore.softmax(x, out=out))
     p = {
-        "np.copyto": _best(lambda: np.copyto(out, x)),
-        "numpy": _best(lambda: numpy_softmax(x)),
-        "numpy(out=)": _best(lambda: numpy_softmax_out(x, out)),
+        "np.copyto": best_of(lambda: np.copyto(out, x)),
+        "numpy": best_of(lambda: numpy_softmax(x)),
+        "numpy(out=)": best_of(lambda: numpy_softmax_out(x, out)),
     }
     if "scipy" in peers:
-        p["scipy"] = _best(lambda: peers["scipy"].softmax(x, axis=-1))
+        p["scipy"] = best_of(lambda: peers["scipy"].softmax(x, axis=-1))
     if "torch" in peers:
         xt = peers["torch"].from_numpy(x)
-        p["torch"] = _best(lambda: peers["torch"].softmax(xt, -1))
+        p["torch"] = best_of(lambda: peers["torch"].softmax(xt, -1))
     return _row("softmax f32 auto, out=", x.shape, ours, p)
 
 
 def _family_cases(x: np.ndarray, peers: dict[str, Any]) -> list[str]:
     rows = []
     out = np.empty_like(x)
-    p = {"numpy": _best(lambda: numpy_log_softmax(x))}
+    p = {"numpy": best_of(lambda: numpy_log_softmax(x))}
     if "scipy" in peers:
-        p["scipy"] = _best(lambda: peers["scipy"].log_softmax(x, axis=-1))
+        p["scipy"] = best_of(lambda: peers["scipy"].log_softmax(x, axis=-1))
     if "torch" in peers:
         xt = peers["torch"].from_numpy(x)
-        p["torch"] = _best(lambda: peers["torch"].log_softmax(xt, -1))
+        p["torch"] = best_of(lambda: peers["torch"].log_softmax(xt, -1))
     rows.append(
-        _row("log_softmax f32, out=", x.shape, _best(lambda: softcore.log_softmax(x, out=out)), p)
+        _row("log_softmax f32, out=", x.shape, best_of(lambda: softcore.log_softmax(x, out=out)), p)
     )
-    p = {"numpy": _best(lambda: numpy_logsumexp(x))}
+    p = {"numpy": best_of(lambda: numpy_logsumexp(x))}
     if "scipy" in peers:
-        p["scipy"] = _best(lambda: peers["scipy"].logsumexp(x, axis=-1))
-    rows.append(_row("logsumexp f32", x.shape, _best(lambda: softcore.logsumexp(x)), p))
+        p["scipy"] = best_of(lambda: peers["scipy"].logsumexp(x, axis=-1))
+    rows.append(_row("logsumexp f32", x.shape, best_of(lambda: softcore.logsumexp(x)), p))
     xt = np.ascontiguousarray(x.T)
     out_t = np.empty_like(xt)
-    p = {"numpy": _best(lambda: numpy_softmax(xt, axis=0))}
+    p = {"numpy": best_of(lambda: numpy_softmax(xt, axis=0))}
     if "scipy" in peers:
-        p["scipy"] = _best(lambda: peers["scipy"].softmax(xt, axis=0))
-    ours = _best(lambda: softcore.softmax(xt, axis=0, out=out_t))
+        p["scipy"] = best_of(lambda: peers["scipy"].softmax(xt, axis=0))
+    ours = best_of(lambda: softcore.softmax(xt, axis=0, out=out_t))
     rows.append(_row("softmax f32 axis=0, out=", xt.shape, ours, p))
     x64 = x.astype(np.float64)
     out64 = np.empty_like(x64)
-    ours = _best(lambda: softcore.softmax(x64, out=out64))
+    ours = best_of(lambda: softcore.softmax(x64, out=out64))
     rows.append(
         _row(
-            "softmax f64 auto, out=", x64.shape, ours, {"numpy": _best(lambda: numpy_softmax(x64))}
+            "softmax f64 auto, out=",
+            x64.shape,
+            ours,
+            {"numpy": best_of(lambda: numpy_softmax(x64))},
         )
     )
     return rows
@@ -132,7 +136,7 @@ def _algorithms_case(n: int) -> str:
     x = np.random.default_rng(1).standard_normal((1, n), dtype=np.float32)
     out = np.empty_like(x)
     names = ("two_pass", "three_pass_reload", "three_pass_recompute", "online")
-    t = {a: _best(lambda a=a: softcore.softmax(x, algorithm=a, out=out)) for a in names}
+    t = {a: best_of(lambda a=a: softcore.softmax(x, algorithm=a, out=out)) for a in names}
     return _row(
         "softmax two_pass vs",
         x.shape,
@@ -144,9 +148,9 @@ def _algorithms_case(n: int) -> str:
 def _threads_case(x: np.ndarray, threads: int) -> str:
     out = np.empty_like(x)
     softcore.set_num_threads(1)
-    one = _best(lambda: softcore.softmax(x, out=out))
+    one = best_of(lambda: softcore.softmax(x, out=out))
     softcore.set_num_threads(2)
-    two = _best(lambda: softcore.softmax(x, out=out))
+    two = best_of(lambda: softcore.softmax(x, out=out))
     softcore.set_num_threads(threads)
     return _row("softmax 2 threads vs", x.shape, two, {"1 thread": one})
 

@@ -1,10 +1,9 @@
 //! Dense linear algebra: the one GEMM entry point and the Newton–Schulz pseudo-inverse.
 
+mod batch;
 mod gemm;
 pub mod newton_schulz;
 
+pub use batch::{pinv_backward_batch, pinv_batch};
 pub use gemm::{gemm, matmul, GemmElem};
-pub use newton_schulz::{
-    default_tol, pinv, pinv_backward, pinv_backward_batch, pinv_batch, PinvInfo, PinvOptions,
-    MAX_ITERS,
-};
+pub use newton_schulz::{default_tol, pinv, pinv_backward, PinvInfo, PinvOptions, MAX_ITERS};

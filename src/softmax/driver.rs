@@ -25,8 +25,10 @@ const TASK_ELEMS: usize = 1 << 15;
 /// Rows at least this long are split into chunks (two-pass and log-softmax only).
 const LONG_ROW: usize = 1 << 18;
 const LONG_CHUNK: usize = 1 << 16;
-/// `Auto` uses three-pass-reload while a row of this many bytes stays in L2 together with its
-/// output, two-pass beyond (measured: benches/README.md).
+/// `Auto` uses three-pass-reload for rows up to this many bytes (the L2 size: the passes after
+/// the first re-read the row from cache; criterion has reload ahead of two-pass up to 4 MiB rows
+/// on one thread, but only two-pass splits a long row across threads), two-pass beyond
+/// (benches/README.md).
 const AUTO_RELOAD_MAX_BYTES: usize = 1 << 20;
 /// Outputs of more than this many bytes (x and y together exceed the 32 MiB L3 of the machines
 /// measured) are written with non-temporal stores by the two-pass kernels, and `Auto` prefers

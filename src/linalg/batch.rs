@@ -111,3 +111,40 @@ pub fn pinv_backward_batch<E: GemmElem>(
 fn mat<E>(f: &[E], r: usize, c: usize) -> Result<ArrayView2<'_, E>> {
     ArrayView2::from_shape((r, c), f).map_err(|e| Error::Invalid(format!("internal: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array3;
+
+    #[test]
+    fn batch_is_per_matrix_and_thread_independent() {
+        // Two matrices of very different scale: per-matrix V0 keeps both exact.
+        let mut a = Array3::<f64>::zeros((2, 3, 3));
+        for i in 0..3 {
+            a[[0, i, i]] = 1e-3 * (i + 1) as f64;
+            a[[1, i, i]] = 1e3 * (i + 1) as f64;
+        }
+        a[[1, 0, 2]] = 5.0;
+        let opts = PinvOptions::default();
+        crate::threads::set_num_threads(1).expect("threads");
+        let (p1, info) = pinv_batch(a.view().into_dyn(), &opts).expect("pinv");
+        crate::threads::set_num_threads(2).expect("threads");
+        let (p2, _) = pinv_batch(a.view().into_dyn(), &opts).expect("pinv");
+        assert_eq!(p1, p2);
+        assert!(info.iter().all(|i| i.converged));
+        for i in 0..3 {
+            assert!((p1[[0, i, i]] - 1e3 / (i + 1) as f64).abs() < 1e-9 * 1e3);
+        }
+        let eye: f64 = (0..3)
+            .map(|i| (0..3).map(|k| a[[1, i, k]] * p1[[1, k, i]]).sum::<f64>())
+            .sum();
+        assert!((eye - 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fewer_than_two_dims_is_an_error() {
+        let a = ndarray::Array1::<f32>::zeros(3);
+        assert!(pinv_batch(a.view().into_dyn(), &PinvOptions::default()).is_err());
+    }
+}

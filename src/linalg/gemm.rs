@@ -71,3 +71,55 @@ pub fn matmul<E: GemmElem>(a: ArrayView2<'_, E>, b: ArrayView2<'_, E>) -> Result
     gemm(E::ZERO, c.view_mut(), E::ONE, a, b)?;
     Ok(c)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{s, Array2};
+
+    fn naive(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>) -> Array2<f64> {
+        Array2::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
+            (0..a.ncols()).map(|k| a[[i, k]] * b[[k, j]]).sum()
+        })
+    }
+
+    #[test]
+    fn matches_naive_on_any_layout() {
+        let big = Array2::from_shape_fn((40, 50), |(i, j)| ((i * 31 + j * 17) % 23) as f64 - 11.0);
+        for (m, k, n) in [
+            (0, 3, 4),
+            (3, 0, 4),
+            (1, 1, 1),
+            (7, 5, 9),
+            (17, 33, 16),
+            (32, 40, 20),
+        ] {
+            let a = big.slice(s![..m, ..k]);
+            let b = big.slice(s![..k, ..n]);
+            let want = naive(a, b);
+            // Transposed, reversed and strided views of the same data.
+            let at = big.slice(s![..k, ..m]).reversed_axes().to_owned();
+            let brev = big.slice(s![..k;-1, ..n]).to_owned();
+            let brev_back = brev.slice(s![..;-1, ..]);
+            for (aa, bb) in [(a, b), (at.view(), b), (a, brev_back)] {
+                let c = matmul(aa, bb).expect("gemm");
+                assert_eq!(c, naive(aa, bb));
+            }
+            assert_eq!(matmul(a, b).expect("gemm"), want);
+            // Accumulate: C <- 2 C - A B into a strided destination.
+            let mut cbuf = Array2::from_elem((m, 2 * n), 1.0);
+            let mut c = cbuf.slice_mut(s![.., ..;2]);
+            gemm(2.0, c.view_mut(), -1.0, a, b).expect("gemm");
+            let want2 = want.mapv(|x| 2.0 - x);
+            assert_eq!(c.to_owned(), want2);
+            assert!(cbuf.slice(s![.., 1..;2]).iter().all(|&x| x == 1.0));
+        }
+    }
+
+    #[test]
+    fn shape_mismatch_is_an_error() {
+        let a = Array2::<f32>::zeros((3, 4));
+        let b = Array2::<f32>::zeros((5, 2));
+        assert!(matmul(a.view(), b.view()).is_err());
+    }
+}

@@ -1,7 +1,8 @@
 """The comparison behind `python -m softcore bench` and benches/compare.py.
 
 Every row times softcore and its peers in the same run, on the same arrays, and reports ratios
-(best of several repeats; these machines are noisy, so absolute times mean little).
+(best of several repeats; these machines are noisy, so absolute times mean little). NumPy's BLAS
+uses its own thread count: run with OPENBLAS_NUM_THREADS=1 for single-thread linalg ratios.
 """
 
 from __future__ import annotations
@@ -155,6 +156,38 @@ def _threads_case(x: np.ndarray, threads: int) -> str:
     return _row("softmax 2 threads vs", x.shape, two, {"1 thread": one})
 
 
+def _linalg_cases(rng: np.random.Generator, quick: bool) -> list[str]:
+    """pinv on SOFT-like landmark kernels and SOFT attention against NumPy."""
+    batch, m = (16, 49) if quick else (64, 49)
+    lm = 0.25 * rng.standard_normal((batch, m, 32))
+    sq = ((lm[:, :, None, :] - lm[:, None, :, :]) ** 2).sum(-1)
+    k = np.exp(-np.maximum(sq, 0) / 2).astype(np.float32)
+    rows = [
+        _row(
+            "pinv f32 (SOFT K(L,L))",
+            k.shape,
+            best_of(lambda: softcore.pinv(k)),
+            {"np.linalg.pinv": best_of(lambda: np.linalg.pinv(k))},
+        )
+    ]
+    heads, n = (2, 1024) if quick else (8, 4096)
+    q = (rng.standard_normal((heads, n, 32)) * 32**-0.25).astype(np.float32)
+    lm32 = (0.25 * rng.standard_normal((heads, 49, 32))).astype(np.float32)
+
+    def numpy_soft() -> np.ndarray:
+        def kern(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            d = (x * x).sum(-1)[..., :, None] + (y * y).sum(-1)[..., None, :]
+            d = d - 2 * x @ np.swapaxes(y, -1, -2)
+            return np.exp(-np.maximum(d, 0) / 2)
+
+        kql = kern(q, lm32)
+        return kql @ (np.linalg.pinv(kern(lm32, lm32)) @ (np.swapaxes(kql, -1, -2) @ q))
+
+    ours = best_of(lambda: softcore.soft_attention(q, q, lm32))
+    rows.append(_row("soft_attention f32, 49 lm", q.shape, ours, {"numpy": best_of(numpy_soft)}))
+    return rows
+
+
 def run(quick: bool = False, threads: int = 1) -> None:
     softcore.set_num_threads(threads)
     peers = _peers()
@@ -177,3 +210,5 @@ def run(quick: bool = False, threads: int = 1) -> None:
         print(row)
     if (os.cpu_count() or 1) > 1:
         print(_threads_case(x, threads))
+    for row in _linalg_cases(rng, quick):
+        print(row)

@@ -95,14 +95,3 @@ pub fn exp<S: Simd>(x: S::V) -> S::V {
     let r = S::reduce_ln2(x, n);
     S::ldexp(exp_poly::<S>(r), n)
 }
-
-/// The extended-exponent form of e^x: (p, n) with e^x = p * 2^n, p in [0.7, 1.42], n an
-/// integer-valued float. Never overflows. x below `EXT_X_MIN` (including -inf) is clamped to it;
-/// `softmax::extexp` explains why that is exact. NaN and +inf give a NaN p.
-#[inline(always)]
-pub fn exp_parts<S: Simd>(x: S::V) -> (S::V, S::V) {
-    let x = S::max(S::splat(S::E::EXT_X_MIN), x);
-    let n = S::round(S::mul(x, S::splat(S::E::LOG2E)));
-    let r = S::reduce_ln2(x, n);
-    (exp_poly::<S>(r), n)
-}

@@ -3,21 +3,26 @@
 //! (the BLAKE3 `platform.rs` pattern); `SOFTCORE_ISA` may force a narrower path, as polars'
 //! cpuid override does, so tests and benchmarks can exercise every path on one machine.
 
-pub mod dispatch;
-pub mod exp;
-pub mod scalar;
+// The vector types and the `Simd` trait stay inside the crate: their safe methods execute ISA
+// instructions, so only `dispatch` (which checks the CPU first) may reach them. `Lanes` is
+// public but unnameable outside (a sealed bound on the public generic functions).
+mod dispatch;
+pub(crate) mod exp;
+pub(crate) mod scalar;
 mod vector;
 
 #[cfg(test)]
 mod tests;
 
 #[cfg(target_arch = "x86_64")]
-pub mod avx2;
+mod avx2;
 #[cfg(target_arch = "x86_64")]
-pub mod avx512;
+mod avx512;
 
-pub use dispatch::{dispatch, Kernel, Lanes};
-pub use vector::{Elem, Simd};
+pub use dispatch::Lanes;
+pub(crate) use dispatch::{dispatch, Kernel};
+pub use vector::Elem;
+pub(crate) use vector::Simd;
 
 use std::sync::OnceLock;
 

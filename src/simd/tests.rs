@@ -1,6 +1,6 @@
 //! The vector primitives against f64 and against the portable path, on every ISA this CPU has.
 
-use super::exp::{exp, exp_parts};
+use super::exp::{exp, exp_parts_with, ExpPoly};
 use super::{dispatch, Elem, Isa, Kernel, Lanes, Simd};
 
 /// Applies `exp` to a slice on one ISA (tails through the masked path).
@@ -18,7 +18,7 @@ impl<E: Lanes> Kernel<E> for ExpSlice<'_, E> {
         let parts = self.parts;
         let f = |v: S::V| {
             if parts {
-                let (p, n) = exp_parts::<S>(v);
+                let (p, n) = exp_parts_with::<S>(v, &ExpPoly::softmax(S::splat(E::ONE)));
                 S::ldexp(p, n)
             } else {
                 exp::<S>(v)
@@ -173,7 +173,8 @@ fn exp_special_values() {
 
 #[test]
 fn exp_parts_recombine() {
-    // p 2^n reproduces e^x where the parts are used (|x| up to 1e4 and beyond).
+    // The softmax kernels' parts (degree-5 polynomial): p 2^n within 4 ULP of e^x (softmax
+    // outputs need 2e-6, about 33 ULP; the public `exp` keeps 2 ULP with degree 6).
     let xs: Vec<f32> = (0..200_001).map(|i| -100.0 + 0.001 * i as f32).collect();
     for isa in Isa::supported() {
         let mut y = vec![0.0f32; xs.len()];
@@ -188,10 +189,8 @@ fn exp_parts_recombine() {
         for (&x, &y) in xs.iter().zip(&y) {
             let r = (x as f64).exp();
             if r > 1e-37 && r < f32::MAX as f64 {
-                assert!(
-                    ulp_err_f32(y, r) <= 2.0,
-                    "{isa:?}: parts({x}) -> {y} vs {r}"
-                );
+                let e = ulp_err_f32(y, r);
+                assert!(e <= 4.0, "{isa:?}: parts({x}) -> {y} vs {r}: {e} ULP");
             }
         }
     }

@@ -83,8 +83,7 @@ pub fn softmax_with<E: Lanes>(
         });
     }
     let (xs, mask) = masked_input(&x, mask)?;
-    let (outer, n, inner) = split(x.shape(), ax);
-    let _ = outer;
+    let (_, n, inner) = split(x.shape(), ax);
     let fill = match op {
         Op::Softmax(_) => E::ZERO,
         Op::LogSoftmax => E::NEG_INFINITY,

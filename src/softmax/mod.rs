@@ -3,11 +3,11 @@
 //! the column-strip kernels (`strided`) and splits the work across threads.
 
 mod driver;
-pub mod extexp;
-pub mod maxsub;
-pub mod rows;
-pub mod strided;
-pub mod vmap;
+mod extexp;
+mod maxsub;
+mod rows;
+mod strided;
+mod vmap;
 
 #[cfg(test)]
 mod tests;

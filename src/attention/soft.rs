@@ -195,14 +195,14 @@ pub fn soft_attention<E: GemmElem + Lanes>(
         ));
     }
     let batch: usize = q.shape()[..nd - 2].iter().product();
-    let q3 = q
-        .as_standard_layout()
-        .into_owned()
+    // Borrowed when already C-contiguous (the common case): no copy of q and v.
+    let (qc, vc) = (q.as_standard_layout(), v.as_standard_layout());
+    let q3 = qc
+        .view()
         .into_shape_with_order((batch, n, d))
         .map_err(|e| Error::Invalid(e.to_string()))?;
-    let v3 = v
-        .as_standard_layout()
-        .into_owned()
+    let v3 = vc
+        .view()
         .into_shape_with_order((batch, n, dv))
         .map_err(|e| Error::Invalid(e.to_string()))?;
     let lm3 = match landmarks {

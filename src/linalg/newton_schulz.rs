@@ -248,24 +248,12 @@ pub fn pinv<E: GemmElem>(
     };
     let left = m <= n;
     let side = m.min(n);
+    // Order 2 needs only T; order 3 also the two products in T.
+    let extra = if opts.order == 3 { side } else { 0 };
     let mut wk = Work {
         t: Array2::from_elem((side, side), E::ZERO),
-        w: Array2::from_elem(
-            if opts.order == 3 {
-                (side, side)
-            } else {
-                (0, 0)
-            },
-            E::ZERO,
-        ),
-        w2: Array2::from_elem(
-            if opts.order == 3 {
-                (side, side)
-            } else {
-                (0, 0)
-            },
-            E::ZERO,
-        ),
+        w: Array2::from_elem((extra, extra), E::ZERO),
+        w2: Array2::from_elem((extra, extra), E::ZERO),
     };
     let mut next = Array2::from_elem((n, m), E::ZERO);
     let tol = opts.tol.unwrap_or_else(default_tol::<E>);

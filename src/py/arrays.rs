@@ -12,6 +12,16 @@ pub enum Floats<'py> {
     F64(Bound<'py, PyArrayDyn<f64>>),
 }
 
+impl<'py> Floats<'py> {
+    /// The array, whatever its dtype.
+    pub fn as_any(&self) -> &Bound<'py, PyAny> {
+        match self {
+            Floats::F32(a) => a.as_any(),
+            Floats::F64(a) => a.as_any(),
+        }
+    }
+}
+
 pub struct Input<'py> {
     pub arr: Floats<'py>,
     /// The caller's array (after asarray), to check `out` against.
@@ -121,4 +131,16 @@ pub fn check_out<'py>(
         }
     }
     Ok(o)
+}
+
+/// `x` as an array of the element type E of another argument, or TypeError naming both.
+pub fn same_dtype<'py, E: numpy::Element>(
+    x: &Bound<'py, PyAny>,
+    func: &str,
+    what: &str,
+    of: &str,
+) -> PyResult<Bound<'py, PyArrayDyn<E>>> {
+    x.cast::<PyArrayDyn<E>>()
+        .cloned()
+        .map_err(|_| PyTypeError::new_err(format!("{func}: {what} must have the dtype of {of}")))
 }

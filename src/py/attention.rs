@@ -1,12 +1,12 @@
 //! soft_attention: extract with the GIL, compute detached, return arrays.
 
-use super::arrays::{floats, Floats};
+use super::arrays::{floats, same_dtype, Floats};
 use super::errors::compute;
 use crate::attention::{soft_attention as soft, SoftOptions};
 use crate::linalg::{GemmElem, PinvOptions};
 use crate::simd::Lanes;
 use numpy::{Element, PyArray, PyArrayDyn, PyArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyAny;
 
@@ -17,13 +17,10 @@ fn run<'py, E: GemmElem + Lanes + Element>(
     lm: Option<&Bound<'py, PyAny>>,
     opts: SoftOptions,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let cast = |x: &Bound<'py, PyAny>, what: &str| -> PyResult<Bound<'py, PyArrayDyn<E>>> {
-        x.cast::<PyArrayDyn<E>>().cloned().map_err(|_| {
-            PyTypeError::new_err(format!("soft_attention: {what} must have the dtype of q"))
-        })
-    };
-    let v = cast(v, "v")?;
-    let lm = lm.map(|l| cast(l, "landmarks")).transpose()?;
+    let v = same_dtype::<E>(v, "soft_attention", "v", "q")?;
+    let lm = lm
+        .map(|l| same_dtype::<E>(l, "soft_attention", "landmarks", "q"))
+        .transpose()?;
     let borrow = |e: numpy::BorrowError| PyValueError::new_err(e.to_string());
     let (rq, rv) = (
         q.try_readonly().map_err(borrow)?,
@@ -84,17 +81,11 @@ pub fn soft_attention<'py>(
     let li = landmarks
         .map(|l| floats(py, l, "soft_attention"))
         .transpose()?;
-    let lany = li.as_ref().map(|l| match &l.arr {
-        Floats::F32(a) => a.as_any().clone(),
-        Floats::F64(a) => a.as_any().clone(),
-    });
-    let vany = match &vi.arr {
-        Floats::F32(a) => a.as_any().clone(),
-        Floats::F64(a) => a.as_any().clone(),
-    };
+    let lany = li.as_ref().map(|l| l.arr.as_any());
+    let vany = vi.arr.as_any();
     let out = match &qi.arr {
-        Floats::F32(a) => run::<f32>(py, a, &vany, lany.as_ref(), opts)?,
-        Floats::F64(a) => run::<f64>(py, a, &vany, lany.as_ref(), opts)?,
+        Floats::F32(a) => run::<f32>(py, a, vany, lany, opts)?,
+        Floats::F64(a) => run::<f64>(py, a, vany, lany, opts)?,
     };
     if qi.half {
         return out.call_method1("astype", ("float16",));

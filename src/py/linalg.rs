@@ -1,6 +1,6 @@
 //! pinv, pinv_backward: extract with the GIL, compute detached, return arrays.
 
-use super::arrays::{floats, Floats, Input};
+use super::arrays::{floats, same_dtype, Floats, Input};
 use super::errors::compute;
 use crate::linalg::{pinv_backward_batch, pinv_batch, GemmElem, PinvInfo, PinvOptions};
 use numpy::{Element, PyArray, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
@@ -124,12 +124,10 @@ fn run_backward<'py, E: GemmElem + Element>(
     p: &Bound<'py, PyAny>,
     g: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let cast = |x: &Bound<'py, PyAny>, what: &str| -> PyResult<Bound<'py, PyArrayDyn<E>>> {
-        x.cast::<PyArrayDyn<E>>().cloned().map_err(|_| {
-            PyTypeError::new_err(format!("pinv_backward: {what} must have the dtype of a"))
-        })
-    };
-    let (p, g) = (cast(p, "a_pinv")?, cast(g, "grad")?);
+    let (p, g) = (
+        same_dtype::<E>(p, "pinv_backward", "a_pinv", "a")?,
+        same_dtype::<E>(g, "pinv_backward", "grad", "a")?,
+    );
     let (ra, rp, rg) = (a.try_readonly(), p.try_readonly(), g.try_readonly());
     let (ra, rp, rg) = match (ra, rp, rg) {
         (Ok(x), Ok(y), Ok(z)) => (x, y, z),

@@ -33,9 +33,12 @@ fn main() {
     let kql = time("K(q,L)", || {
         gaussian_kernel(q.view(), lm.view()).expect("k")
     });
+    time("q L^T (GEMM only)", || matmul(q.view(), lm.t()).expect("mm"));
     let kll = time("K(L,L)", || {
         gaussian_kernel(lm.view(), lm.view()).expect("k")
     });
+    // As soft_head does: exactly symmetric, so pinv takes the SPD (Cholesky) start.
+    let kll = (&kll + &kll.t()).mapv(|x| x * 0.5);
     let (p, info) = time("pinv", || {
         pinv(kll.view(), &PinvOptions::default()).expect("pinv")
     });

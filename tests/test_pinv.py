@@ -66,6 +66,42 @@ def test_pinv_condition_range_soft_like():
         assert rel(got, ref.pinv(a)) <= 1e-4, (scale, cond)
 
 
+def spd_with_condition(rng, n, cond, dtype):
+    """Exactly symmetric SPD matrix with the given condition number."""
+    qm, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    a = (qm * np.geomspace(1.0, 1.0 / cond, n)) @ qm.T
+    a = ((a + a.T) / 2).astype(dtype)
+    return np.triu(a) + np.triu(a, 1).T
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_pinv_spd_direct_start(order):
+    """SPD input starts from the Cholesky inverse: one or two steps, same accuracy."""
+    rng = np.random.default_rng(5)
+    for cond in [1.0, 1e2, 1e4, 1e6]:
+        a = spd_with_condition(rng, 40, cond, np.float64)
+        got, info = softcore.pinv(a[None], order=order, return_info=True)
+        assert info.converged[0] and info.iterations[0] <= 2, (cond, info.iterations)
+        assert rel(got[0], ref.pinv(a)) <= max(1e-10, 1e-15 * cond), cond
+    a32 = spd_with_condition(rng, 40, 1e3, np.float32)
+    got, info = softcore.pinv(a32, order=order, return_info=True)
+    assert info.converged and info.iterations <= 2
+    assert rel(got, ref.pinv(a32.astype(np.float64))) <= 1e-4
+
+
+def test_pinv_spd_near_singular_falls_back():
+    """Condition ~1/eps: the rounded Cholesky inverse is outside the region of convergence,
+    so the iteration restarts from I/||A||_inf; the result stays finite and a stable iterate."""
+    rng = np.random.default_rng(6)
+    a = spd_with_condition(rng, 30, 1e9, np.float32)
+    got, info = softcore.pinv(a, return_info=True)
+    assert np.all(np.isfinite(got))
+    assert info.iterations > 2
+    # The large singular directions are inverted: A P A ~ A in the leading part.
+    apa = a.astype(np.float64) @ got @ a.astype(np.float64)
+    assert np.linalg.norm(apa - a) <= 1e-2 * np.linalg.norm(a)
+
+
 @given(st.integers(1, 12), st.integers(1, 12), st.integers(0, 3), st.integers(0, 2**31))
 def test_pinv_property_random(m, n, batch, seed):
     a = np.random.default_rng(seed).standard_normal((batch, m, n))

@@ -18,8 +18,8 @@
 use crate::error::{Error, Result};
 use crate::linalg::{gemm, matmul, pinv, GemmElem, PinvOptions};
 use crate::simd::exp::{exp_with, ExpPoly};
-use crate::simd::{self, dispatch, Kernel, Lanes, Simd};
-use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewD, Axis, IxDyn};
+use crate::simd::{self, all_finite, dispatch, Kernel, Lanes, Simd};
+use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, IxDyn};
 use rayon::prelude::*;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -73,12 +73,25 @@ impl<E: Lanes> Kernel<E> for GaussRows<'_, E> {
     }
 }
 
-/// Half squared row norms.
+/// Half squared row norms (eight partial sums per row, so contiguous rows vectorise).
 fn half_sq_norms<E: GemmElem>(x: ArrayView2<'_, E>) -> Vec<E> {
     let half = E::from_f64(0.5);
     x.rows()
         .into_iter()
-        .map(|r| r.iter().fold(E::ZERO, |acc, &v| acc + v * v) * half)
+        .map(|r| {
+            let Some(rs) = r.as_slice() else {
+                return r.iter().fold(E::ZERO, |acc, &v| acc + v * v) * half;
+            };
+            let mut acc = [E::ZERO; 8];
+            let chunks = rs.chunks_exact(8);
+            let tail = chunks.remainder().iter().fold(E::ZERO, |a, &v| a + v * v);
+            for c in chunks {
+                for k in 0..8 {
+                    acc[k] = acc[k] + c[k] * c[k];
+                }
+            }
+            (acc.iter().fold(tail, |a, &v| a + v)) * half
+        })
         .collect()
 }
 
@@ -118,13 +131,14 @@ pub fn segment_means<E: GemmElem>(q: ArrayView2<'_, E>, l: usize) -> Array2<E> {
     out
 }
 
-/// SOFT attention for one head: q (n x d), v (n x dv), landmarks (l x d).
+/// SOFT attention for one head: q (n x d), v (n x dv), landmarks (l x d); out (n x dv).
 pub fn soft_head<E: GemmElem + Lanes>(
     q: ArrayView2<'_, E>,
     v: ArrayView2<'_, E>,
     lm: ArrayView2<'_, E>,
     opts: &SoftOptions,
-) -> Result<Array2<E>> {
+    mut out: ArrayViewMut2<'_, E>,
+) -> Result<()> {
     let kql = gaussian_kernel(q, lm)?; // n x l
                                        // K(L, L) is symmetric in exact arithmetic; make it so in floating point too, so `pinv`
                                        // recognises it as SPD and takes the faster start.
@@ -156,13 +170,11 @@ pub fn soft_head<E: GemmElem + Lanes>(
         for (mut row, &s) in pkv.rows_mut().into_iter().zip(&dinv) {
             row.mapv_inplace(|x| x * s);
         }
-        return matmul(kql.view(), pkv.view());
+        kv = pkv;
+    } else {
+        kv = matmul(p.view(), kv.view())?;
     }
-    let pkv = matmul(p.view(), kv.view())?;
-    kv = pkv;
-    let mut out = Array2::from_elem((q.nrows(), v.ncols()), E::ZERO);
-    gemm(E::ZERO, out.view_mut(), E::ONE, kql.view(), kv.view())?;
-    Ok(out)
+    gemm(E::ZERO, out.view_mut(), E::ONE, kql.view(), kv.view())
 }
 
 /// Batched SOFT attention: q (..., n, d), v (..., n, dv), landmarks (..., l, d) or (l, d) shared
@@ -188,11 +200,6 @@ pub fn soft_attention<E: GemmElem + Lanes>(
             expected: [&q.shape()[..nd - 1], &[dv]].concat(),
             got: v.shape().to_vec(),
         });
-    }
-    if q.iter().chain(v.iter()).any(|x| !x.is_finite()) {
-        return Err(Error::Invalid(
-            "soft_attention: q or v contains NaN or infinity".into(),
-        ));
     }
     let batch: usize = q.shape()[..nd - 2].iter().product();
     // Borrowed when already C-contiguous (the common case): no copy of q and v.
@@ -240,35 +247,51 @@ pub fn soft_attention<E: GemmElem + Lanes>(
             None
         }
     };
-    let heads: Vec<Result<Array2<E>>> = crate::threads::install(|| {
-        (0..batch)
-            .into_par_iter()
-            .map(|b| {
+    let qs = q3
+        .as_slice()
+        .ok_or_else(|| Error::Invalid("internal: q layout".into()))?;
+    let vs = v3
+        .as_slice()
+        .ok_or_else(|| Error::Invalid("internal: v layout".into()))?;
+    let mut out = vec![E::ZERO; batch * n * dv];
+    let results: Vec<Result<()>> = crate::threads::install(|| {
+        out.par_chunks_mut((n * dv).max(1))
+            .enumerate()
+            .map(|(b, ob)| {
                 let (qb, vb) = (q3.index_axis(Axis(0), b), v3.index_axis(Axis(0), b));
-                if n == 0 {
-                    return Ok(Array2::from_elem((0, dv), E::ZERO));
+                // Checked per head, inside the parallel region, over contiguous slices.
+                let finite = all_finite(&qs[b * n * d..(b + 1) * n * d])
+                    && all_finite(&vs[b * n * dv..(b + 1) * n * dv]);
+                if !finite {
+                    return Err(Error::Invalid(
+                        "soft_attention: q or v contains NaN or infinity".into(),
+                    ));
                 }
+                if n == 0 {
+                    return Ok(());
+                }
+                let ob = ArrayViewMut2::from_shape((n, dv), ob)
+                    .map_err(|e| Error::Invalid(e.to_string()))?;
                 match &lm3 {
                     Some(l) => soft_head(
                         qb,
                         vb,
                         l.index_axis(Axis(0), if l.shape()[0] == 1 { 0 } else { b }),
                         opts,
+                        ob,
                     ),
                     None => soft_head(
                         qb,
                         vb,
                         segment_means(qb, opts.num_landmarks.min(n)).view(),
                         opts,
+                        ob,
                     ),
                 }
             })
             .collect()
     });
-    let mut out = Vec::with_capacity(batch * n * dv);
-    for h in heads {
-        out.extend(h?.iter().copied());
-    }
+    results.into_iter().collect::<Result<()>>()?;
     let mut shape = q.shape().to_vec();
     shape[nd - 1] = dv;
     ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| Error::Invalid(e.to_string()))

@@ -1,6 +1,7 @@
 //! Dense linear algebra: the one GEMM entry point and the Newton–Schulz pseudo-inverse.
 
 mod batch;
+mod cholesky;
 mod gemm;
 pub mod newton_schulz;
 

@@ -14,6 +14,7 @@
 //! 1e-3 shows the quadratic phase has begun; before it, steps rise while V doubles) stop too and
 //! the iterate with the smallest step is kept.
 
+use super::cholesky::{cholesky, inverse_from_cholesky};
 use super::gemm::{gemm, matmul, GemmElem};
 use crate::error::{Error, Result};
 use crate::simd::Elem;
@@ -78,42 +79,6 @@ fn shift_neg<E: Elem>(t: &Array2<E>, c: E) -> Array2<E> {
     u
 }
 
-/// Whether A is exactly symmetric and positive definite (a Cholesky factorisation in double
-/// precision succeeds): n^3/3 flops, a sixth of one iteration step.
-fn is_spd<E: Elem>(a: &Array2<E>) -> bool {
-    let n = a.nrows();
-    if n != a.ncols() || n == 0 {
-        return false;
-    }
-    let Some(av) = a.as_slice() else { return false };
-    for i in 0..n {
-        for j in 0..i {
-            if av[i * n + j].to_f64() != av[j * n + i].to_f64() {
-                return false;
-            }
-        }
-    }
-    // Row-oriented Cholesky (L row by row), inner products over contiguous slices.
-    let mut l = vec![0.0f64; n * n];
-    for i in 0..n {
-        for j in 0..=i {
-            let (li, lj) = (&l[i * n..i * n + j], &l[j * n..j * n + j]);
-            let dot: f64 = li.iter().zip(lj).map(|(x, y)| x * y).sum();
-            let x = av[i * n + j].to_f64() - dot;
-            if i == j {
-                // A relative pivot floor: numerically semidefinite takes the general path.
-                if x.is_nan() || x <= 1e-12 * av[i * n + i].to_f64().abs() {
-                    return false;
-                }
-                l[i * n + i] = x.sqrt();
-            } else {
-                l[i * n + j] = x / l[j * n + j];
-            }
-        }
-    }
-    true
-}
-
 /// Work buffers of one matrix's iteration (allocated once, not per step).
 struct Work<E> {
     /// T = A V (m x m) or V A (n x n).
@@ -123,7 +88,7 @@ struct Work<E> {
     w2: Array2<E>,
 }
 
-/// One update V -> next, returning the relative step ||next - V||_F / ||next||_F:
+/// One update V -> next, returning the relative step ||next - V||_F / ||next||_F and ||next||_F:
 /// order 2: next = 2V - V T (or 2V - T V);
 /// order 3: W = 7T - T^2, W2 = 15T - T W, next = 3.25 V - 0.25 V W2.
 /// The shifts of the T factors ride on GEMM's beta; the last combination is fused with the step
@@ -135,7 +100,7 @@ fn step<E: GemmElem>(
     wk: &mut Work<E>,
     order: u32,
     left: bool,
-) -> Result<f64> {
+) -> Result<(f64, f64)> {
     let c = |x: f64| E::from_f64(x);
     if left {
         gemm(E::ZERO, wk.t.view_mut(), E::ONE, a.view(), v.view())?;
@@ -188,7 +153,7 @@ fn step<E: GemmElem>(
         *y = nv;
     }
     let (d, s): (f64, f64) = (d.iter().sum(), s.iter().sum());
-    Ok(if s > 0.0 { (d / s).sqrt() } else { 0.0 })
+    Ok((if s > 0.0 { (d / s).sqrt() } else { 0.0 }, s.sqrt()))
 }
 
 /// The pseudo-inverse of one matrix (n x m result for an m x n input).
@@ -231,21 +196,54 @@ pub fn pinv<E: GemmElem>(
     if m == 0 || n == 0 || scale == 0.0 {
         return Ok((Array2::from_elem((n, m), E::ZERO), zero_info));
     }
-    let mut v = if opts.iters.is_none() && is_spd(&a) {
-        // SPD: V0 = I / ||A||_inf puts A V0's eigenvalues lambda / ||A||_inf in (0, 1] (the
-        // norm bounds the spectral radius), so the linear phase needs log2(cond) doublings
-        // instead of the log2(cond^2) that A V0 = A^2 / (||A||_1 ||A||_inf) needs. Only when
-        // iterating to convergence: a fixed `iters` follows SOFT's iterates exactly.
-        let inf = norminf.iter().cloned().fold(0.0, f64::max);
-        let mut v0 = Array2::from_elem((n, m), E::ZERO);
-        for i in 0..n {
-            v0[[i, i]] = E::from_f64(1.0 / inf);
-        }
-        v0
-    } else {
+    let general_start = || {
         // C order (as every buffer here): the step fuses over contiguous slices.
         Array2::from_shape_fn((n, m), |(i, j)| E::from_f64(a[[j, i]].to_f64() / scale))
     };
+    if opts.iters.is_some() {
+        // A fixed count follows SOFT's iterates exactly, from SOFT's start.
+        return iterate(&a, general_start(), opts, opts.iters);
+    }
+    let Some(l) = cholesky(a.view()) else {
+        return iterate(&a, general_start(), opts, None);
+    };
+    // SPD: start from the Cholesky inverse; the step test then accepts it after one or two
+    // steps. If rounding in E leaves it outside the region of quadratic convergence (condition
+    // numbers near 1/eps), restart from V0 = I / ||A||_inf, which puts A V0's eigenvalues
+    // lambda / ||A||_inf in (0, 1] (the norm bounds the spectral radius): log2(cond) doublings
+    // instead of the log2(cond^2) that A V0 = A^2 / (||A||_1 ||A||_inf) needs.
+    let (v, info) = iterate(&a, inverse_from_cholesky(&l, n)?, opts, Some(DIRECT_MAX))?;
+    if info.converged || info.step < DIRECT_ACCEPT {
+        // Converged, or settled at the rounding floor (about cond * eps, above `tol` for
+        // condition numbers beyond ~1e3 in f32), where any start ends up.
+        return Ok((v, info));
+    }
+    let inf = norminf.iter().cloned().fold(0.0, f64::max);
+    let v0 = Array2::from_shape_fn((n, m), |(i, j)| {
+        E::from_f64(if i == j { 1.0 / inf } else { 0.0 })
+    });
+    let (v, mut info2) = iterate(&a, v0, opts, None)?;
+    info2.iterations += info.iterations;
+    Ok((v, info2))
+}
+
+/// Steps allowed from the Cholesky start before falling back: from a residual ||I - A V0|| of
+/// 0.5 quadratic convergence reaches f64 rounding in six.
+const DIRECT_MAX: usize = 6;
+
+/// A step below this from the Cholesky start means ||I - A V|| < 1: the iteration converges
+/// from there (to the rounding floor); above it, the start was too inaccurate.
+const DIRECT_ACCEPT: f64 = 0.1;
+
+/// Runs the iteration from `v`: exactly `fixed` steps when given (with `opts.iters` set), else
+/// to convergence by the step test with at most `fixed.unwrap_or(MAX_ITERS)` steps.
+fn iterate<E: GemmElem>(
+    a: &Array2<E>,
+    mut v: Array2<E>,
+    opts: &PinvOptions,
+    fixed: Option<usize>,
+) -> Result<(Array2<E>, PinvInfo)> {
+    let (m, n) = a.dim();
     let left = m <= n;
     let side = m.min(n);
     // Order 2 needs only T; order 3 also the two products in T.
@@ -257,7 +255,9 @@ pub fn pinv<E: GemmElem>(
     };
     let mut next = Array2::from_elem((n, m), E::ZERO);
     let tol = opts.tol.unwrap_or_else(default_tol::<E>);
-    let fixed = opts.iters;
+    let exact = opts.iters.is_some();
+    // Started from the Cholesky inverse (see `pinv`).
+    let direct = !exact && fixed == Some(DIRECT_MAX);
     let cap = fixed.unwrap_or(MAX_ITERS);
     let mut info = PinvInfo {
         iterations: 0,
@@ -267,10 +267,29 @@ pub fn pinv<E: GemmElem>(
     // The iterate with the smallest step so far, kept once the quadratic phase is reached.
     let mut best: Option<(Array2<E>, f64, usize)> = None;
     let mut grows = 0;
+    // No meaningful inverse is larger than this: singular values below eps ||A|| are rounding
+    // noise. Iterates beyond it are inverting noise (condition numbers near 1/eps never reach
+    // the quadratic phase, and their steps never shrink) and soon overflow.
+    let a_norm = a.iter().map(|x| x.to_f64() * x.to_f64()).sum::<f64>().sqrt();
+    let v_max = 1.0 / (0.5f64.powi(E::MANTISSA_DIGITS as i32 - 1) * a_norm);
     for k in 1..=cap {
-        let st = step(&a, &v, &mut next, &mut wk, opts.order, left)?;
-        if !st.is_finite() {
-            // Blew up (only possible long after convergence in fixed-count mode): keep v.
+        let (st, v_norm) = step(a, &v, &mut next, &mut wk, opts.order, left)?;
+        if direct && k >= 2 && st.is_finite() && st > 0.5 * info.step {
+            // From the Cholesky start steps shrink quadratically until rounding stops them:
+            // no longer halving means the floor; keep the better of the last two iterates.
+            if st < info.step {
+                std::mem::swap(&mut v, &mut next);
+                info = PinvInfo {
+                    iterations: k,
+                    step: st,
+                    converged: st <= tol,
+                };
+            }
+            break;
+        }
+        if !st.is_finite() || (!exact && v_norm > v_max) {
+            // Keep v: the new iterate blew up (only possible long after convergence in
+            // fixed-count mode) or is inverting rounding noise (above).
             break;
         }
         let best_step = best.as_ref().map_or(f64::INFINITY, |b| b.1);
@@ -287,7 +306,7 @@ pub fn pinv<E: GemmElem>(
             step: st,
             converged: st <= tol,
         };
-        if fixed.is_some() {
+        if exact {
             continue;
         }
         if info.converged {

@@ -94,3 +94,17 @@ pub fn active() -> Isa {
         }
     })
 }
+
+/// Whether every element is finite: x - x is 0 for finite x and NaN for inf and NaN, and
+/// sixteen independent sums of it vectorise (an early-exit `any` does not).
+pub fn all_finite<E: Elem>(xs: &[E]) -> bool {
+    let mut acc = [E::ZERO; 16];
+    let chunks = xs.chunks_exact(16);
+    let tail = chunks.remainder().iter().all(|x| x.is_finite());
+    for c in chunks {
+        for k in 0..16 {
+            acc[k] = acc[k] + (c[k] - c[k]);
+        }
+    }
+    tail && acc.iter().all(|x| *x == E::ZERO)
+}

@@ -163,7 +163,11 @@ def pinv(
     iteration, as in SOFT; returns (..., n, m).
 
     Each matrix starts from ``V0 = a^T / (||a||_1 ||a||_inf)`` (its own scale, never the
-    batch's) and iterates on the smaller Gram side.
+    batch's) and iterates on the smaller Gram side. With ``iters=None``, an exactly symmetric
+    positive definite matrix (such as SOFT's ``K(L, L)``) instead starts from the inverse given
+    by a float64 Cholesky factorisation; the iteration then usually accepts it after one step
+    (restarting from ``I / ||a||_inf`` if rounding put it outside the region of convergence).
+    Iterates are never allowed to grow past ``1 / (eps ||a||_F)`` (inverting rounding noise).
 
     Args:
         a: float32 or float64 (float16 is computed in float32), any layout.

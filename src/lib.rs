@@ -4,6 +4,8 @@
 pub mod attention;
 pub mod error;
 pub mod linalg;
+pub mod moe;
+pub mod regression;
 pub mod simd;
 pub mod softmax;
 pub mod threads;

@@ -122,3 +122,36 @@ def soft_attention(q, v, landmarks=None, *, num_landmarks=49, ridge=0.0, normali
         dinv = 1.0 / np.sqrt(kll.sum(-1))
         p = dinv[..., :, None] * p * dinv[..., None, :]
     return kql @ (p @ (np.swapaxes(kql, -1, -2) @ v))
+
+
+from softcore._reference_moe import (  # noqa: E402
+    load_balancing_loss,
+    moe_combine,
+    moe_dispatch,
+    moe_gather,
+    noisy_logits,
+    router_z_loss,
+    top_k_gating,
+)
+from softcore._reference_variants import power_softmax, softmax_regression  # noqa: E402
+
+__all__ = [
+    "ALGORITHMS",
+    "gaussian_kernel",
+    "load_balancing_loss",
+    "log_softmax",
+    "logsumexp",
+    "moe_combine",
+    "moe_dispatch",
+    "moe_gather",
+    "noisy_logits",
+    "pinv",
+    "pinv_backward",
+    "power_softmax",
+    "router_z_loss",
+    "segment_means",
+    "soft_attention",
+    "softmax",
+    "softmax_regression",
+    "top_k_gating",
+]

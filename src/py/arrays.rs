@@ -144,3 +144,97 @@ pub fn same_dtype<'py, E: numpy::Element>(
         .cloned()
         .map_err(|_| PyTypeError::new_err(format!("{func}: {what} must have the dtype of {of}")))
 }
+
+/// A secondary float input in the primary input's dtype E (converted when it is another float
+/// dtype, as NumPy would promote); TypeError for non-float dtypes.
+pub fn float_as<'py, E: numpy::Element>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    func: &str,
+    what: &str,
+) -> PyResult<Bound<'py, PyArrayDyn<E>>> {
+    let a = asarray(py, x)?;
+    if a.dtype().kind() != b'f' {
+        return Err(PyTypeError::new_err(format!(
+            "{func}: {what} has unsupported dtype {}; expected a float dtype",
+            dtype_name(&a)
+        )));
+    }
+    if let Ok(t) = a.cast::<PyArrayDyn<E>>() {
+        return Ok(t.clone());
+    }
+    let c = a.call_method1("astype", (dtype::<E>(py),))?;
+    Ok(c.cast_into::<PyArrayDyn<E>>()?)
+}
+
+/// An integer index array as int64; TypeError for other dtypes (bool and float included).
+pub fn int64s<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    func: &str,
+    what: &str,
+) -> PyResult<Bound<'py, PyArrayDyn<i64>>> {
+    let a = asarray(py, x)?;
+    let kind = a.dtype().kind();
+    if kind != b'i' && kind != b'u' {
+        return Err(PyTypeError::new_err(format!(
+            "{func}: {what} has unsupported dtype {}; expected an integer dtype",
+            dtype_name(&a)
+        )));
+    }
+    if let Ok(t) = a.cast::<PyArrayDyn<i64>>() {
+        return Ok(t.clone());
+    }
+    let c = a.call_method1("astype", (dtype::<i64>(py),))?;
+    Ok(c.cast_into::<PyArrayDyn<i64>>()?)
+}
+
+/// A read-only borrow of an input array; ValueError if it is mutably borrowed elsewhere.
+pub fn read<'py, E: numpy::Element>(
+    a: &Bound<'py, PyArrayDyn<E>>,
+) -> PyResult<numpy::PyReadonlyArrayDyn<'py, E>> {
+    use numpy::PyArrayMethods;
+    a.try_readonly()
+        .map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// A view as 2-D (rows, last axis), copying only when the layout requires it.
+pub fn as_rows<'a, E: Clone>(
+    v: ndarray::ArrayViewD<'a, E>,
+    func: &str,
+    what: &str,
+) -> PyResult<ndarray::CowArray<'a, E, ndarray::Ix2>> {
+    let nd = v.ndim();
+    if nd == 0 {
+        return Err(PyValueError::new_err(format!(
+            "{func}: {what} must have at least 1 dimension, got a scalar"
+        )));
+    }
+    let last = v.shape()[nd - 1];
+    let rows: usize = v.shape()[..nd - 1].iter().product();
+    let shaped = if v.is_standard_layout() {
+        v.into_shape_with_order((rows, last))
+            .map(ndarray::CowArray::from)
+    } else {
+        v.as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((rows, last))
+            .map(ndarray::CowArray::from)
+    };
+    shaped.map_err(|e| PyValueError::new_err(format!("{func}: {what}: {e}")))
+}
+
+/// Exactly 2-D, or ValueError naming the expected shape.
+pub fn two_d<'a, E>(
+    v: ndarray::ArrayViewD<'a, E>,
+    func: &str,
+    what: &str,
+    shape: &str,
+) -> PyResult<ndarray::ArrayView2<'a, E>> {
+    let s = v.shape().to_vec();
+    v.into_dimensionality::<ndarray::Ix2>().map_err(|_| {
+        PyValueError::new_err(format!(
+            "{func}: {what} must be 2-D {shape}, got shape {s:?}"
+        ))
+    })
+}

@@ -5,8 +5,10 @@ mod arrays;
 mod attention;
 mod errors;
 mod linalg;
+mod moe;
 mod runtime;
 mod softmax;
+mod variants;
 
 use pyo3::prelude::*;
 
@@ -24,5 +26,14 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(linalg::pinv_backward, m)?)?;
     m.add_class::<linalg::PyPinvInfo>()?;
     m.add_function(wrap_pyfunction!(attention::soft_attention, m)?)?;
+    m.add_function(wrap_pyfunction!(variants::power_softmax, m)?)?;
+    m.add_function(wrap_pyfunction!(variants::softmax_regression, m)?)?;
+    m.add_function(wrap_pyfunction!(moe::top_k_gating, m)?)?;
+    m.add_function(wrap_pyfunction!(moe::noisy_logits, m)?)?;
+    m.add_function(wrap_pyfunction!(moe::moe_dispatch, m)?)?;
+    m.add_function(wrap_pyfunction!(moe::moe_gather, m)?)?;
+    m.add_function(wrap_pyfunction!(moe::moe_combine, m)?)?;
+    m.add_function(wrap_pyfunction!(moe::load_balancing_loss, m)?)?;
+    m.add_function(wrap_pyfunction!(moe::router_z_loss, m)?)?;
     Ok(())
 }

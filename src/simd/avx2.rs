@@ -162,6 +162,14 @@ impl Simd for Avx2F32 {
         }
     }
     #[inline(always)]
+    fn eq_mask(a: __m256, b: __m256) -> u64 {
+        unsafe { _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(a, b)) as u32 as u64 }
+    }
+    #[inline(always)]
+    fn below_or(a: __m256, t: __m256, fill: __m256) -> __m256 {
+        unsafe { _mm256_blendv_ps(fill, a, _mm256_cmp_ps::<_CMP_LT_OQ>(a, t)) }
+    }
+    #[inline(always)]
     fn to_lanes(v: __m256, out: &mut [f32]) {
         assert!(out.len() >= 8);
         unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) }
@@ -265,6 +273,14 @@ impl Simd for Avx2F64 {
             let s = _mm_max_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd::<1>(v));
             _mm_cvtsd_f64(_mm_max_sd(s, _mm_unpackhi_pd(s, s)))
         }
+    }
+    #[inline(always)]
+    fn eq_mask(a: __m256d, b: __m256d) -> u64 {
+        unsafe { _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_EQ_OQ>(a, b)) as u32 as u64 }
+    }
+    #[inline(always)]
+    fn below_or(a: __m256d, t: __m256d, fill: __m256d) -> __m256d {
+        unsafe { _mm256_blendv_pd(fill, a, _mm256_cmp_pd::<_CMP_LT_OQ>(a, t)) }
     }
     #[inline(always)]
     fn to_lanes(v: __m256d, out: &mut [f64]) {

@@ -97,6 +97,14 @@ impl Simd for Avx512F32 {
         unsafe { _mm512_reduce_max_ps(v) }
     }
     #[inline(always)]
+    fn eq_mask(a: __m512, b: __m512) -> u64 {
+        unsafe { _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(a, b) as u64 }
+    }
+    #[inline(always)]
+    fn below_or(a: __m512, t: __m512, fill: __m512) -> __m512 {
+        unsafe { _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, t), fill, a) }
+    }
+    #[inline(always)]
     fn to_lanes(v: __m512, out: &mut [f32]) {
         assert!(out.len() >= 16);
         unsafe { _mm512_storeu_ps(out.as_mut_ptr(), v) }
@@ -181,6 +189,14 @@ impl Simd for Avx512F64 {
     #[inline(always)]
     fn reduce_max(v: __m512d) -> f64 {
         unsafe { _mm512_reduce_max_pd(v) }
+    }
+    #[inline(always)]
+    fn eq_mask(a: __m512d, b: __m512d) -> u64 {
+        unsafe { _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(a, b) as u64 }
+    }
+    #[inline(always)]
+    fn below_or(a: __m512d, t: __m512d, fill: __m512d) -> __m512d {
+        unsafe { _mm512_mask_blend_pd(_mm512_cmp_pd_mask::<_CMP_LT_OQ>(a, t), fill, a) }
     }
     #[inline(always)]
     fn to_lanes(v: __m512d, out: &mut [f64]) {

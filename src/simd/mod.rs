@@ -8,6 +8,7 @@
 // public but unnameable outside (a sealed bound on the public generic functions).
 mod dispatch;
 pub(crate) mod exp;
+pub(crate) mod expmap;
 pub(crate) mod scalar;
 mod vector;
 

@@ -111,6 +111,18 @@ macro_rules! scalar_common {
             v
         }
         #[inline(always)]
+        fn eq_mask(a: $e, b: $e) -> u64 {
+            (a == b) as u64
+        }
+        #[inline(always)]
+        fn below_or(a: $e, t: $e, fill: $e) -> $e {
+            if a < t {
+                a
+            } else {
+                fill
+            }
+        }
+        #[inline(always)]
         fn to_lanes(v: $e, out: &mut [$e]) {
             out[0] = v;
         }

@@ -120,6 +120,10 @@ pub trait Simd: Copy + Send + Sync + 'static {
     }
     fn reduce_add(v: Self::V) -> Self::E;
     fn reduce_max(v: Self::V) -> Self::E;
+    /// Bit i set when lane i of a equals lane i of b (ordered: NaN lanes are unequal).
+    fn eq_mask(a: Self::V, b: Self::V) -> u64;
+    /// Lanes of a that are below t (ordered), the others from `fill`.
+    fn below_or(a: Self::V, t: Self::V, fill: Self::V) -> Self::V;
     /// Writes the lanes to `out[..LANES]`.
     fn to_lanes(v: Self::V, out: &mut [Self::E]);
 }

@@ -5,6 +5,7 @@
 mod driver;
 mod extexp;
 mod maxsub;
+mod power;
 mod rows;
 mod strided;
 mod vmap;
@@ -12,9 +13,17 @@ mod vmap;
 #[cfg(test)]
 mod tests;
 
+pub use power::power_softmax;
 pub use driver::{log_softmax, logsumexp, logsumexp_with, softmax, softmax_with, Op};
 
 use crate::error::{Error, Result};
+use crate::simd::Lanes;
+
+/// logsumexp of a contiguous slice on the active SIMD path, in double precision (-inf when
+/// empty or all -inf, +inf with a +inf entry, NaN with a NaN).
+pub fn logsumexp_slice<E: Lanes>(x: &[E]) -> f64 {
+    crate::simd::dispatch(crate::simd::active(), rows::LseOne { x })
+}
 
 /// How softmax is computed. All give the same result up to rounding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

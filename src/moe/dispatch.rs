@@ -1,0 +1,152 @@
+//! Token dispatch to capacity-limited experts (GShard / Switch style) and the gather/combine
+//! that move token vectors into (E, C, D) expert buffers and back.
+
+use crate::error::{Error, Result};
+use crate::simd::Lanes;
+use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3};
+use rayon::prelude::*;
+
+fn check_expert(i: i64, experts: usize, what: &str) -> Result<usize> {
+    if i < 0 || i as usize >= experts {
+        return Err(Error::Invalid(format!(
+            "{what}: expert index {i} outside 0..{experts}"
+        )));
+    }
+    Ok(i as usize)
+}
+
+/// Slot of each (token, choice) in its expert's buffer, -1 when the expert is full, and the
+/// number of assignments each expert received (kept = min(count, capacity)). Priority is
+/// choice-major: every token's first choice is placed before any second choice, tokens in order
+/// within a choice (Switch / GShard), so a token loses its secondary experts first.
+pub fn moe_dispatch(
+    indices: ArrayView2<'_, i64>,
+    experts: usize,
+    capacity: Option<usize>,
+) -> Result<(Array2<i64>, Array1<i64>)> {
+    let (t, k) = indices.dim();
+    let mut pos = Array2::from_elem((t, k), -1i64);
+    let mut counts = Array1::from_elem(experts, 0i64);
+    for c in 0..k {
+        for r in 0..t {
+            let e = check_expert(indices[[r, c]], experts, "moe_dispatch")?;
+            let p = counts[e];
+            if capacity.is_none_or(|cap| (p as usize) < cap) {
+                pos[[r, c]] = p;
+            }
+            counts[e] += 1;
+        }
+    }
+    Ok((pos, counts))
+}
+
+/// For each expert slot, the token that fills it (or None), validating indices and positions.
+fn slot_owners(
+    indices: ArrayView2<'_, i64>,
+    positions: ArrayView2<'_, i64>,
+    experts: usize,
+    capacity: usize,
+    what: &str,
+) -> Result<Vec<Option<usize>>> {
+    if positions.dim() != indices.dim() {
+        return Err(Error::Shape {
+            what: "positions",
+            expected: indices.shape().to_vec(),
+            got: positions.shape().to_vec(),
+        });
+    }
+    let mut owner = vec![None; experts * capacity];
+    for ((r, c), &p) in positions.indexed_iter() {
+        let e = check_expert(indices[[r, c]], experts, what)?;
+        if p == -1 {
+            continue;
+        }
+        if p < 0 || p as usize >= capacity {
+            return Err(Error::Invalid(format!(
+                "{what}: position {p} outside 0..{capacity} (or -1 for dropped)"
+            )));
+        }
+        let slot = &mut owner[e * capacity + p as usize];
+        if slot.is_some() {
+            return Err(Error::Invalid(format!(
+                "{what}: expert {e} position {p} is assigned twice"
+            )));
+        }
+        *slot = Some(r);
+    }
+    Ok(owner)
+}
+
+/// Token vectors x (T, D) into expert buffers (E, C, D); empty slots are 0.
+pub fn moe_gather<E: Lanes>(
+    x: ArrayView2<'_, E>,
+    indices: ArrayView2<'_, i64>,
+    positions: ArrayView2<'_, i64>,
+    capacity: usize,
+    experts: usize,
+) -> Result<Array3<E>> {
+    let (t, d) = x.dim();
+    if indices.nrows() != t {
+        return Err(Error::Invalid(format!(
+            "moe_gather: indices has {} rows, x has {t} tokens",
+            indices.nrows()
+        )));
+    }
+    let owner = slot_owners(indices, positions, experts, capacity, "moe_gather")?;
+    let xs = x.as_standard_layout();
+    let mut out = vec![E::ZERO; experts * capacity * d];
+    if d > 0 {
+        crate::threads::install(|| {
+            out.par_chunks_mut(d).zip(owner.par_iter()).for_each(|(o, w)| {
+                if let Some(r) = *w {
+                    o.iter_mut().zip(xs.row(r)).for_each(|(a, &b)| *a = b);
+                }
+            })
+        });
+    }
+    Array3::from_shape_vec((experts, capacity, d), out).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+/// out[t] = sum_j weights[t, j] * expert_out[indices[t, j], positions[t, j]] over the kept
+/// choices (dropped slots add 0), in choice order.
+pub fn moe_combine<E: Lanes>(
+    expert_out: ArrayView3<'_, E>,
+    indices: ArrayView2<'_, i64>,
+    positions: ArrayView2<'_, i64>,
+    weights: ArrayView2<'_, E>,
+) -> Result<Array2<E>> {
+    let (experts, capacity, d) = expert_out.dim();
+    if weights.dim() != indices.dim() {
+        return Err(Error::Shape {
+            what: "weights",
+            expected: indices.shape().to_vec(),
+            got: weights.shape().to_vec(),
+        });
+    }
+    // Validates every index and position (and that no slot is claimed twice).
+    slot_owners(indices, positions, experts, capacity, "moe_combine")?;
+    let eo = expert_out.as_standard_layout();
+    let es = eo
+        .as_slice()
+        .ok_or_else(|| Error::Invalid("internal: layout".into()))?;
+    let (t, k) = indices.dim();
+    let mut out = vec![E::ZERO; t * d];
+    if d > 0 {
+        crate::threads::install(|| {
+            out.par_chunks_mut(d).enumerate().for_each(|(r, o)| {
+                for j in 0..k {
+                    let p = positions[[r, j]];
+                    if p < 0 {
+                        continue;
+                    }
+                    let slot = (indices[[r, j]] as usize * capacity + p as usize) * d;
+                    let w = weights[[r, j]];
+                    for (a, &b) in o.iter_mut().zip(&es[slot..slot + d]) {
+                        *a = *a + w * b;
+                    }
+                }
+            })
+        });
+    }
+    Array2::from_shape_vec((t, d), out).map_err(|e| Error::Invalid(e.to_string()))
+}

@@ -1,0 +1,222 @@
+//! Top-k softmax/sigmoid gating for mixture-of-experts routers, one row (token) at a time:
+//! scores, optional group limiting, selection by one partial scan (no sort), weights in double
+//! precision, then the k results ordered by weight (ties to the lower expert id).
+//!
+//! Selection keys. Without `bias` and without an activation the experts are chosen by their
+//! logits: softmax and sigmoid are increasing, so this is the same choice as by score, minus
+//! the ties that rounding the scores would create. With an activation, by act(logits) / tau
+//! (saturation makes real ties). With `bias` (DeepSeek-V3's aux-loss-free balancing), by
+//! score + bias, where score is the softmax probability (softmax_topk), the scaled logit
+//! (topk_softmax) or the sigmoid; the bias never enters the weights.
+
+use super::options::{Activation, GateOptions, GroupScore, Order, Score};
+use super::topk::{scan_row, sort_by_weight, top_k, top_k_lanes};
+use crate::error::{Error, Result};
+use crate::simd::expmap::{exp_affine, sigmoid_scaled, tanh};
+use crate::simd::{Elem, Kernel, Lanes, Simd};
+use crate::softmax::logsumexp_slice;
+
+/// Up to this k, selection by repeated vector max (`top_k_rounds`) beats the insertion scan.
+const ROUNDS_MAX_K: usize = 16;
+
+/// Per-task buffers, allocated once per chunk of rows.
+pub struct Scratch<E> {
+    x: Vec<E>,
+    keys: Vec<E>,
+    gkeys: Vec<E>,
+    ids: Vec<usize>,
+    vals: Vec<E>,
+    gids: Vec<usize>,
+    w: Vec<f64>,
+}
+
+impl<E: Elem> Scratch<E> {
+    pub fn new(experts: usize, opts: &GateOptions) -> Self {
+        Scratch {
+            x: vec![E::ZERO; experts],
+            keys: vec![E::ZERO; experts],
+            gkeys: vec![E::ZERO; opts.n_group],
+            ids: vec![0; opts.k.max(opts.topk_group).max(2)],
+            vals: vec![E::ZERO; opts.k.max(opts.topk_group).max(2)],
+            gids: vec![0; opts.topk_group],
+            w: vec![0.0; opts.k],
+        }
+    }
+}
+
+/// e^x in double precision: the crate's exp on one lane, inlined into the caller's ISA.
+#[inline(always)]
+fn exp64(x: f64) -> f64 {
+    x.exp()
+}
+
+/// act(l) / tau in double precision (the weights' input).
+#[inline(always)]
+fn scaled(l: f64, act: Option<Activation>, tau: f64) -> f64 {
+    let a = match act {
+        None => l,
+        Some(Activation::Sigmoid) => 1.0 / (1.0 + (-l).exp()),
+        Some(Activation::Tanh) => l.tanh(),
+    };
+    a / tau
+}
+
+/// Keeps the `topk_group` best groups of `keys` (consecutive blocks) and sets the rest to -inf.
+fn limit_groups<E: Elem>(keys: &mut [E], opts: &GateOptions, sc: &mut Scratch<E>) {
+    let size = keys.len() / opts.n_group;
+    for (g, block) in keys.chunks_exact(size).enumerate() {
+        sc.gkeys[g] = match opts.group_score {
+            GroupScore::Max => block
+                .iter()
+                .fold(E::NEG_INFINITY, |a, &b| if b > a { b } else { a }),
+            GroupScore::SumTop2 => {
+                top_k(block, 2, &mut sc.ids, &mut sc.vals);
+                sc.vals[0] + sc.vals[1]
+            }
+        };
+    }
+    top_k(&sc.gkeys, opts.topk_group, &mut sc.gids, &mut sc.vals);
+    for (g, block) in keys.chunks_exact_mut(size).enumerate() {
+        if !sc.gids[..opts.topk_group].contains(&g) {
+            block.fill(E::NEG_INFINITY);
+        }
+    }
+}
+
+/// A task's rows (`w` / `ids` hold k entries per row, `first` is its first row's index), run
+/// inside one SIMD dispatch so the per-row helpers, inlined here, are compiled for the ISA's
+/// vector width (outside they would vectorise for baseline SSE2 only).
+pub struct GateRows<'a, E> {
+    pub xs: &'a [E],
+    pub experts: usize,
+    pub bias: Option<&'a [E]>,
+    pub opts: &'a GateOptions,
+    pub w: &'a mut [E],
+    pub ids: &'a mut [i64],
+    pub first: usize,
+}
+
+impl<E: Lanes> Kernel<E> for GateRows<'_, E> {
+    type Output = Result<()>;
+    #[inline(always)]
+    fn run<S: Simd<E = E>>(self) -> Result<()> {
+        let (e, k) = (self.experts, self.opts.k);
+        let mut sc = Scratch::new(e, self.opts);
+        let rows = self.w.chunks_exact_mut(k).zip(self.ids.chunks_exact_mut(k));
+        for (r, (wr, ir)) in rows.enumerate() {
+            let t = self.first + r;
+            let row = &self.xs[t * e..(t + 1) * e];
+            gate_row::<E, S>(row, self.bias, self.opts, &mut sc, wr, ir, t)?;
+        }
+        Ok(())
+    }
+}
+
+/// Gates one row of logits into `w_out` / `i_out` (k each). `t` names the row in errors.
+#[inline(always)]
+fn gate_row<E: Lanes, S: Simd<E = E>>(
+    row: &[E],
+    bias: Option<&[E]>,
+    opts: &GateOptions,
+    sc: &mut Scratch<E>,
+    w_out: &mut [E],
+    i_out: &mut [i64],
+    t: usize,
+) -> Result<()> {
+    let (ok, row_max) = scan_row::<S>(row);
+    if !ok {
+        return Err(Error::Invalid(format!(
+            "top_k_gating: logits row {t} contains NaN or +inf"
+        )));
+    }
+    let softmax = opts.score == Score::Softmax;
+    if softmax && opts.activation.is_none() && row_max == E::NEG_INFINITY {
+        return Err(Error::Invalid(format!(
+            "top_k_gating: logits row {t} has no finite entry (its softmax is undefined)"
+        )));
+    }
+    let (tau, k) = (opts.temperature, opts.k);
+    let plain = bias.is_none() && opts.activation.is_none();
+    let need_lse =
+        softmax && opts.order == Order::SoftmaxTopk && (!opts.renormalize || bias.is_some());
+    // x = act(l) / tau, materialised only when the keys or the full-row logsumexp need it.
+    let x_ready = !plain || (need_lse && tau != 1.0);
+    if x_ready {
+        let te = E::from_f64(tau);
+        match opts.activation {
+            None => sc.x.copy_from_slice(row),
+            Some(Activation::Sigmoid) => sigmoid_scaled(row, &mut sc.x, E::ONE),
+            Some(Activation::Tanh) => tanh(row, &mut sc.x),
+        }
+        if tau != 1.0 {
+            sc.x.iter_mut().for_each(|v| *v = *v / te);
+        }
+    }
+    let lse = if need_lse {
+        logsumexp_slice(if x_ready { &sc.x[..] } else { row })
+    } else {
+        0.0
+    };
+    let grouped = opts.n_group > 1;
+    if let Some(b) = bias {
+        match (opts.score, opts.order) {
+            (Score::Sigmoid, _) => sigmoid_scaled(&sc.x, &mut sc.keys, E::ONE),
+            (Score::Softmax, Order::SoftmaxTopk) => {
+                exp_affine(&sc.x, &mut sc.keys, E::ONE, E::from_f64(-lse))
+            }
+            (Score::Softmax, Order::TopkSoftmax) => sc.keys.copy_from_slice(&sc.x),
+        }
+        sc.keys.iter_mut().zip(b).for_each(|(kv, &bv)| *kv = *kv + bv);
+    } else if grouped {
+        sc.keys.copy_from_slice(if plain { row } else { &sc.x });
+    }
+    if grouped {
+        // limit_groups needs the keys mutably next to the other buffers.
+        let mut kb = std::mem::take(&mut sc.keys);
+        limit_groups(&mut kb, opts, sc);
+        sc.keys = kb;
+    }
+    let keys: &[E] = if bias.is_some() || grouped {
+        &sc.keys
+    } else if plain {
+        row
+    } else {
+        &sc.x
+    };
+    if k > ROUNDS_MAX_K || !top_k_lanes::<S>(keys, k, &mut sc.ids, &mut sc.vals) {
+        top_k(keys, k, &mut sc.ids, &mut sc.vals);
+    }
+    let ids = &mut sc.ids[..k];
+    let w = &mut sc.w[..k];
+    for (wi, &i) in w.iter_mut().zip(ids.iter()) {
+        *wi = scaled(row[i].to_f64(), opts.activation, tau);
+    }
+    // Softmax weights are e^(x_i - shift): shift = the row's logsumexp (softmax_topk, not
+    // renormalised) or the selected max (softmax over the selected, or the renormalised
+    // softmax_topk weights p_i / sum p_j = e^(x_i - m) / sum e^(x_j - m): the row's normaliser
+    // cancels). k double-precision exps, inlined (a libm call per weight
+    // measured 25-50 ns per row here; a vector exp on the k gathered values was slower still).
+    let m = w.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+    let shift = if need_lse && !opts.renormalize { lse } else { m };
+    for v in w.iter_mut() {
+        *v = if softmax {
+            exp64(*v - shift)
+        } else {
+            1.0 / (1.0 + exp64(-*v))
+        };
+    }
+    if softmax && shift == f64::NEG_INFINITY {
+        w.fill(0.0); // only bias can select nothing but -inf logits
+    }
+    let normalise = softmax && !(need_lse && !opts.renormalize) || opts.renormalize;
+    let s: f64 = w.iter().sum();
+    if normalise && s > 0.0 {
+        w.iter_mut().for_each(|v| *v /= s);
+    }
+    sort_by_weight(w, ids);
+    for ((wo, io), (&wv, &iv)) in w_out.iter_mut().zip(i_out.iter_mut()).zip(w.iter().zip(ids.iter())) {
+        *wo = E::from_f64(wv);
+        *io = iv as i64;
+    }
+    Ok(())
+}

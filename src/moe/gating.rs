@@ -10,11 +10,12 @@
 //! (topk_softmax) or the sigmoid; the bias never enters the weights.
 
 use super::options::{Activation, GateOptions, GroupScore, Order, Score};
+use super::vertical;
 use super::topk::{scan_row, sort_by_weight, top_k, top_k_lanes};
 use crate::error::{Error, Result};
-use crate::simd::expmap::{exp_affine, sigmoid_scaled, tanh};
+use crate::simd::expmap::{exp_affine_on, sigmoid_on, tanh_on};
 use crate::simd::{Elem, Kernel, Lanes, Simd};
-use crate::softmax::logsumexp_slice;
+use crate::softmax::logsumexp_on;
 
 /// Up to this k, selection by repeated vector max (`top_k_rounds`) beats the insertion scan.
 const ROUNDS_MAX_K: usize = 16;
@@ -102,8 +103,30 @@ impl<E: Lanes> Kernel<E> for GateRows<'_, E> {
     fn run<S: Simd<E = E>>(self) -> Result<()> {
         let (e, k) = (self.experts, self.opts.k);
         let mut sc = Scratch::new(e, self.opts);
+        let lanes = S::LANES;
+        let mut done = 0;
+        if vertical::eligible(self.opts, self.bias.is_some(), e, lanes) {
+            let blocks = self.w.chunks_exact_mut(k * lanes).zip(self.ids.chunks_exact_mut(k * lanes));
+            for (b, (wb, ib)) in blocks.enumerate() {
+                let first = self.first + b * lanes;
+                let ok = match k {
+                    1 => vertical::gate_block::<S, 1>(self.xs, e, first, self.opts, wb, ib),
+                    2 => vertical::gate_block::<S, 2>(self.xs, e, first, self.opts, wb, ib),
+                    3 => vertical::gate_block::<S, 3>(self.xs, e, first, self.opts, wb, ib),
+                    4 => vertical::gate_block::<S, 4>(self.xs, e, first, self.opts, wb, ib),
+                    5 => vertical::gate_block::<S, 5>(self.xs, e, first, self.opts, wb, ib),
+                    6 => vertical::gate_block::<S, 6>(self.xs, e, first, self.opts, wb, ib),
+                    7 => vertical::gate_block::<S, 7>(self.xs, e, first, self.opts, wb, ib),
+                    _ => vertical::gate_block::<S, 8>(self.xs, e, first, self.opts, wb, ib),
+                };
+                if !ok {
+                    break; // the row path redoes this block and finds the bad row
+                }
+                done += lanes;
+            }
+        }
         let rows = self.w.chunks_exact_mut(k).zip(self.ids.chunks_exact_mut(k));
-        for (r, (wr, ir)) in rows.enumerate() {
+        for (r, (wr, ir)) in rows.enumerate().skip(done) {
             let t = self.first + r;
             let row = &self.xs[t * e..(t + 1) * e];
             gate_row::<E, S>(row, self.bias, self.opts, &mut sc, wr, ir, t)?;
@@ -145,24 +168,24 @@ fn gate_row<E: Lanes, S: Simd<E = E>>(
         let te = E::from_f64(tau);
         match opts.activation {
             None => sc.x.copy_from_slice(row),
-            Some(Activation::Sigmoid) => sigmoid_scaled(row, &mut sc.x, E::ONE),
-            Some(Activation::Tanh) => tanh(row, &mut sc.x),
+            Some(Activation::Sigmoid) => sigmoid_on::<S>(row, &mut sc.x, E::ONE),
+            Some(Activation::Tanh) => tanh_on::<S>(row, &mut sc.x),
         }
         if tau != 1.0 {
             sc.x.iter_mut().for_each(|v| *v = *v / te);
         }
     }
     let lse = if need_lse {
-        logsumexp_slice(if x_ready { &sc.x[..] } else { row })
+        logsumexp_on::<S>(if x_ready { &sc.x[..] } else { row })
     } else {
         0.0
     };
     let grouped = opts.n_group > 1;
     if let Some(b) = bias {
         match (opts.score, opts.order) {
-            (Score::Sigmoid, _) => sigmoid_scaled(&sc.x, &mut sc.keys, E::ONE),
+            (Score::Sigmoid, _) => sigmoid_on::<S>(&sc.x, &mut sc.keys, E::ONE),
             (Score::Softmax, Order::SoftmaxTopk) => {
-                exp_affine(&sc.x, &mut sc.keys, E::ONE, E::from_f64(-lse))
+                exp_affine_on::<S>(&sc.x, &mut sc.keys, E::ONE, E::from_f64(-lse))
             }
             (Score::Softmax, Order::TopkSoftmax) => sc.keys.copy_from_slice(&sc.x),
         }

@@ -7,6 +7,7 @@ mod gating;
 mod losses;
 mod options;
 mod topk;
+mod vertical;
 
 pub use dispatch::{moe_combine, moe_dispatch, moe_gather};
 pub use losses::{load_balancing_loss, noisy_logits, router_z_loss, LoadBalance};

@@ -166,6 +166,25 @@ impl Simd for Avx2F32 {
         unsafe { _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(a, b)) as u32 as u64 }
     }
     #[inline(always)]
+    fn select_gt(a: __m256, b: __m256, x: __m256, y: __m256) -> __m256 {
+        unsafe { _mm256_blendv_ps(y, x, _mm256_cmp_ps::<_CMP_GT_OQ>(a, b)) }
+    }
+    #[inline(always)]
+    fn div(a: __m256, b: __m256) -> __m256 {
+        unsafe { _mm256_div_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn load_strided(p: *const f32, stride: usize) -> __m256 {
+        let s = stride as i32;
+        unsafe {
+            let idx = _mm256_mullo_epi32(
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                _mm256_set1_epi32(s),
+            );
+            _mm256_i32gather_ps::<4>(p, idx)
+        }
+    }
+    #[inline(always)]
     fn below_or(a: __m256, t: __m256, fill: __m256) -> __m256 {
         unsafe { _mm256_blendv_ps(fill, a, _mm256_cmp_ps::<_CMP_LT_OQ>(a, t)) }
     }
@@ -277,6 +296,22 @@ impl Simd for Avx2F64 {
     #[inline(always)]
     fn eq_mask(a: __m256d, b: __m256d) -> u64 {
         unsafe { _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_EQ_OQ>(a, b)) as u32 as u64 }
+    }
+    #[inline(always)]
+    fn select_gt(a: __m256d, b: __m256d, x: __m256d, y: __m256d) -> __m256d {
+        unsafe { _mm256_blendv_pd(y, x, _mm256_cmp_pd::<_CMP_GT_OQ>(a, b)) }
+    }
+    #[inline(always)]
+    fn div(a: __m256d, b: __m256d) -> __m256d {
+        unsafe { _mm256_div_pd(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn load_strided(p: *const f64, stride: usize) -> __m256d {
+        let s = stride as i32;
+        unsafe {
+            let idx = _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(s));
+            _mm256_i32gather_pd::<8>(p, idx)
+        }
     }
     #[inline(always)]
     fn below_or(a: __m256d, t: __m256d, fill: __m256d) -> __m256d {

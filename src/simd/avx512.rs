@@ -101,6 +101,25 @@ impl Simd for Avx512F32 {
         unsafe { _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(a, b) as u64 }
     }
     #[inline(always)]
+    fn select_gt(a: __m512, b: __m512, x: __m512, y: __m512) -> __m512 {
+        unsafe { _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b), y, x) }
+    }
+    #[inline(always)]
+    fn div(a: __m512, b: __m512) -> __m512 {
+        unsafe { _mm512_div_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn load_strided(p: *const f32, stride: usize) -> __m512 {
+        let s = stride as i32;
+        unsafe {
+            let idx = _mm512_mullo_epi32(
+                _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                _mm512_set1_epi32(s),
+            );
+            _mm512_i32gather_ps::<4>(idx, p)
+        }
+    }
+    #[inline(always)]
     fn below_or(a: __m512, t: __m512, fill: __m512) -> __m512 {
         unsafe { _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, t), fill, a) }
     }
@@ -193,6 +212,25 @@ impl Simd for Avx512F64 {
     #[inline(always)]
     fn eq_mask(a: __m512d, b: __m512d) -> u64 {
         unsafe { _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(a, b) as u64 }
+    }
+    #[inline(always)]
+    fn select_gt(a: __m512d, b: __m512d, x: __m512d, y: __m512d) -> __m512d {
+        unsafe { _mm512_mask_blend_pd(_mm512_cmp_pd_mask::<_CMP_GT_OQ>(a, b), y, x) }
+    }
+    #[inline(always)]
+    fn div(a: __m512d, b: __m512d) -> __m512d {
+        unsafe { _mm512_div_pd(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn load_strided(p: *const f64, stride: usize) -> __m512d {
+        let s = stride as i32;
+        unsafe {
+            let idx = _mm256_mullo_epi32(
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                _mm256_set1_epi32(s),
+            );
+            _mm512_i32gather_pd::<8>(idx, p)
+        }
     }
     #[inline(always)]
     fn below_or(a: __m512d, t: __m512d, fill: __m512d) -> __m512d {

@@ -2,9 +2,9 @@
 //! transcendental step of the gating scores (softmax probabilities, sigmoid and tanh through
 //! e^-x and e^2x), so they run at vector speed instead of one libm call per element.
 
-use super::dispatch::{dispatch, Kernel, Lanes};
+use super::dispatch::{Kernel, Lanes};
 use super::exp::exp;
-use super::vector::Simd;
+use super::vector::{Elem, Simd};
 
 struct ExpAffine<'a, E> {
     x: &'a [E],
@@ -35,56 +35,94 @@ impl<E: Lanes> Kernel<E> for ExpAffine<'_, E> {
     }
 }
 
-/// y[i] = e^(a x[i] + b) for i < min(len x, len y).
-pub fn exp_affine<E: Lanes>(x: &[E], y: &mut [E], a: E, b: E) {
-    dispatch(super::active(), ExpAffine { x, y, a, b });
+/// `exp_affine` on ISA S, for callers already inside a dispatched kernel (no second dispatch).
+#[inline(always)]
+pub fn exp_affine_on<S: Simd>(x: &[S::E], y: &mut [S::E], a: S::E, b: S::E)
+where
+    S::E: Lanes,
+{
+    ExpAffine { x, y, a, b }.run::<S>();
 }
 
-/// The logistic function 1 / (1 + e^(-a x)) in place of y (a > 0 scales x).
-pub fn sigmoid_scaled<E: Lanes>(x: &[E], y: &mut [E], a: E) {
-    exp_affine(x, y, -a, E::ZERO);
+/// The logistic function 1 / (1 + e^(-a x)) into y (a > 0 scales x), on ISA S.
+#[inline(always)]
+pub fn sigmoid_on<S: Simd>(x: &[S::E], y: &mut [S::E], a: S::E)
+where
+    S::E: Lanes,
+{
+    exp_affine_on::<S>(x, y, -a, S::E::ZERO);
     for v in y.iter_mut() {
-        *v = E::ONE / (E::ONE + *v);
+        *v = S::E::ONE / (S::E::ONE + *v);
     }
 }
 
-/// tanh x = 1 - 2 / (1 + e^(2x)) into y (absolute error of a few eps; +-inf give +-1).
-pub fn tanh<E: Lanes>(x: &[E], y: &mut [E]) {
-    let two = E::ONE + E::ONE;
-    exp_affine(x, y, two, E::ZERO);
+/// tanh x = 1 - 2 / (1 + e^(2x)) into y (absolute error of a few eps; +-inf give +-1), on S.
+#[inline(always)]
+pub fn tanh_on<S: Simd>(x: &[S::E], y: &mut [S::E])
+where
+    S::E: Lanes,
+{
+    let two = S::E::ONE + S::E::ONE;
+    exp_affine_on::<S>(x, y, two, S::E::ZERO);
     for v in y.iter_mut() {
-        *v = E::ONE - two / (E::ONE + *v);
+        *v = S::E::ONE - two / (S::E::ONE + *v);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::{dispatch, Isa};
+
+    /// Runs the three maps on one ISA: (exp(0.5 x - 1), sigmoid(x), tanh(x)).
+    struct Maps<'a> {
+        x: &'a [f64],
+    }
+
+    impl Kernel<f64> for Maps<'_> {
+        type Output = [Vec<f64>; 3];
+        fn run<S: Simd<E = f64>>(self) -> [Vec<f64>; 3] {
+            let n = self.x.len();
+            let mut out = [vec![0.0; n], vec![0.0; n], vec![0.0; n]];
+            exp_affine_on::<S>(self.x, &mut out[0], 0.5, -1.0);
+            sigmoid_on::<S>(self.x, &mut out[1], 1.0);
+            tanh_on::<S>(self.x, &mut out[2]);
+            out
+        }
+    }
+
+    struct Maps32<'a> {
+        x: &'a [f32],
+    }
+
+    impl Kernel<f32> for Maps32<'_> {
+        type Output = [Vec<f32>; 2];
+        fn run<S: Simd<E = f32>>(self) -> [Vec<f32>; 2] {
+            let n = self.x.len();
+            let mut out = [vec![0.0; n], vec![0.0; n]];
+            sigmoid_on::<S>(self.x, &mut out[0], 1.0);
+            tanh_on::<S>(self.x, &mut out[1]);
+            out
+        }
+    }
 
     #[test]
-    fn maps_match_libm() {
-        for n in [0usize, 1, 7, 8, 15, 16, 17, 33, 100] {
-            let x: Vec<f64> = (0..n).map(|i| (i as f64 - 50.0) * 0.37).collect();
-            let mut y = vec![0.0; n];
-            exp_affine(&x, &mut y, 0.5, -1.0);
-            for (a, b) in x.iter().zip(&y) {
-                let want = (0.5 * a - 1.0f64).exp();
-                assert!((b - want).abs() <= 4e-16 * want, "{a} {b} {want}");
+    fn maps_match_libm_on_every_isa() {
+        for isa in Isa::supported() {
+            for n in [0usize, 1, 3, 4, 7, 8, 9, 15, 16, 17, 33, 100] {
+                let x: Vec<f64> = (0..n).map(|i| (i as f64 - 50.0) * 0.37).collect();
+                let [e, s, t] = dispatch(isa, Maps { x: &x });
+                for (i, &a) in x.iter().enumerate() {
+                    let want = (0.5 * a - 1.0f64).exp();
+                    assert!((e[i] - want).abs() <= 4e-16 * want, "{isa:?} {a} {}", e[i]);
+                    assert!((s[i] - 1.0 / (1.0 + (-a).exp())).abs() <= 1e-15, "{isa:?}");
+                    assert!((t[i] - a.tanh()).abs() <= 1e-15, "{isa:?} {a} {}", t[i]);
+                }
             }
-            sigmoid_scaled(&x, &mut y, 1.0);
-            for (a, b) in x.iter().zip(&y) {
-                assert!((b - 1.0 / (1.0 + (-a).exp())).abs() <= 1e-15);
-            }
-            tanh(&x, &mut y);
-            for (a, b) in x.iter().zip(&y) {
-                assert!((b - a.tanh()).abs() <= 1e-15, "{a} {b}");
-            }
+            let x = [f32::NEG_INFINITY, f32::INFINITY, -200.0, 200.0];
+            let [s, t] = dispatch(isa, Maps32 { x: &x });
+            assert_eq!(s, [0.0, 1.0, 0.0, 1.0], "{isa:?}");
+            assert_eq!(t, [-1.0, 1.0, -1.0, 1.0], "{isa:?}");
         }
-        let x = [f32::NEG_INFINITY, f32::INFINITY, -200.0, 200.0];
-        let mut y = [0.0f32; 4];
-        sigmoid_scaled(&x, &mut y, 1.0);
-        assert_eq!(y, [0.0, 1.0, 0.0, 1.0]);
-        tanh(&x, &mut y);
-        assert_eq!(y, [-1.0, 1.0, -1.0, 1.0]);
     }
 }

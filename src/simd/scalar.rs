@@ -115,6 +115,22 @@ macro_rules! scalar_common {
             (a == b) as u64
         }
         #[inline(always)]
+        fn select_gt(a: $e, b: $e, x: $e, y: $e) -> $e {
+            if a > b {
+                x
+            } else {
+                y
+            }
+        }
+        #[inline(always)]
+        fn div(a: $e, b: $e) -> $e {
+            a / b
+        }
+        #[inline(always)]
+        unsafe fn load_strided(p: *const $e, _stride: usize) -> $e {
+            unsafe { *p }
+        }
+        #[inline(always)]
         fn below_or(a: $e, t: $e, fill: $e) -> $e {
             if a < t {
                 a

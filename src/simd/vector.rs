@@ -124,6 +124,14 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn eq_mask(a: Self::V, b: Self::V) -> u64;
     /// Lanes of a that are below t (ordered), the others from `fill`.
     fn below_or(a: Self::V, t: Self::V, fill: Self::V) -> Self::V;
+    /// x where a > b (ordered), else y.
+    fn select_gt(a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V;
+    fn div(a: Self::V, b: Self::V) -> Self::V;
+    /// Lane l from p[l * stride] (a gather; `stride` in elements, lanes * stride < 2^31).
+    ///
+    /// # Safety
+    /// Every p[l * stride], l < LANES, must be readable.
+    unsafe fn load_strided(p: *const Self::E, stride: usize) -> Self::V;
     /// Writes the lanes to `out[..LANES]`.
     fn to_lanes(v: Self::V, out: &mut [Self::E]);
 }

@@ -25,6 +25,15 @@ pub fn logsumexp_slice<E: Lanes>(x: &[E]) -> f64 {
     crate::simd::dispatch(crate::simd::active(), rows::LseOne { x })
 }
 
+/// `logsumexp_slice` on ISA S, for callers already inside a dispatched kernel.
+#[inline(always)]
+pub(crate) fn logsumexp_on<S: crate::simd::Simd>(x: &[S::E]) -> f64
+where
+    S::E: Lanes,
+{
+    rows::logsumexp_row::<S>(x)
+}
+
 /// How softmax is computed. All give the same result up to rounding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Algorithm {

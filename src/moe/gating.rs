@@ -104,34 +104,50 @@ impl<E: Lanes> Kernel<E> for GateRows<'_, E> {
         let (e, k) = (self.experts, self.opts.k);
         let mut sc = Scratch::new(e, self.opts);
         let lanes = S::LANES;
-        let mut done = 0;
-        if vertical::eligible(self.opts, self.bias.is_some(), e, lanes) {
-            let blocks = self.w.chunks_exact_mut(k * lanes).zip(self.ids.chunks_exact_mut(k * lanes));
-            for (b, (wb, ib)) in blocks.enumerate() {
-                let first = self.first + b * lanes;
-                let ok = match k {
-                    1 => vertical::gate_block::<S, 1>(self.xs, e, first, self.opts, wb, ib),
-                    2 => vertical::gate_block::<S, 2>(self.xs, e, first, self.opts, wb, ib),
-                    3 => vertical::gate_block::<S, 3>(self.xs, e, first, self.opts, wb, ib),
-                    4 => vertical::gate_block::<S, 4>(self.xs, e, first, self.opts, wb, ib),
-                    5 => vertical::gate_block::<S, 5>(self.xs, e, first, self.opts, wb, ib),
-                    6 => vertical::gate_block::<S, 6>(self.xs, e, first, self.opts, wb, ib),
-                    7 => vertical::gate_block::<S, 7>(self.xs, e, first, self.opts, wb, ib),
-                    _ => vertical::gate_block::<S, 8>(self.xs, e, first, self.opts, wb, ib),
-                };
-                if !ok {
-                    break; // the row path redoes this block and finds the bad row
-                }
-                done += lanes;
+        let vertical = vertical::eligible(self.opts, self.bias.is_some(), e, lanes);
+        let block = if vertical { lanes } else { usize::MAX };
+        let rows_here = self.w.len() / k;
+        let mut r = 0;
+        while r < rows_here {
+            let n = block.min(rows_here - r);
+            let (wb, ib) = (&mut self.w[r * k..(r + n) * k], &mut self.ids[r * k..(r + n) * k]);
+            let first = self.first + r;
+            if n == lanes && vertical && gate_block::<S>(self.xs, e, first, self.opts, wb, ib) {
+                r += n;
+                continue;
             }
-        }
-        let rows = self.w.chunks_exact_mut(k).zip(self.ids.chunks_exact_mut(k));
-        for (r, (wr, ir)) in rows.enumerate().skip(done) {
-            let t = self.first + r;
-            let row = &self.xs[t * e..(t + 1) * e];
-            gate_row::<E, S>(row, self.bias, self.opts, &mut sc, wr, ir, t)?;
+            // The row path: the tail of the task, or a block the lanes declined.
+            let rows = wb.chunks_exact_mut(k).zip(ib.chunks_exact_mut(k));
+            for (j, (wr, ir)) in rows.enumerate() {
+                let t = first + j;
+                let row = &self.xs[t * e..(t + 1) * e];
+                gate_row::<E, S>(row, self.bias, self.opts, &mut sc, wr, ir, t)?;
+            }
+            r += n;
         }
         Ok(())
+    }
+}
+
+/// `vertical::gate_block` with K fixed at compile time (the top-k lives in registers).
+#[inline(always)]
+fn gate_block<S: Simd>(
+    xs: &[S::E],
+    e: usize,
+    first: usize,
+    opts: &GateOptions,
+    w: &mut [S::E],
+    ids: &mut [i64],
+) -> bool {
+    match opts.k {
+        1 => vertical::gate_block::<S, 1>(xs, e, first, opts, w, ids),
+        2 => vertical::gate_block::<S, 2>(xs, e, first, opts, w, ids),
+        3 => vertical::gate_block::<S, 3>(xs, e, first, opts, w, ids),
+        4 => vertical::gate_block::<S, 4>(xs, e, first, opts, w, ids),
+        5 => vertical::gate_block::<S, 5>(xs, e, first, opts, w, ids),
+        6 => vertical::gate_block::<S, 6>(xs, e, first, opts, w, ids),
+        7 => vertical::gate_block::<S, 7>(xs, e, first, opts, w, ids),
+        _ => vertical::gate_block::<S, 8>(xs, e, first, opts, w, ids),
     }
 }
 

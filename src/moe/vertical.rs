@@ -4,6 +4,10 @@
 //! about 4 k E / LANES blends and no mispredicted branch (row-at-a-time selection spends most
 //! of its time on per-row reductions and branches when E is small). Weights then run on the
 //! same lanes with the vector exp. Ids ride in float lanes (exact below 2^24).
+//!
+//! The vertical layout follows the SIMD top-k sorting networks used for GPU/CPU MoE routers
+//! (one selection per lane); the insertion order (descending id, >=) is what makes ties go to
+//! the lower expert id without an id comparison.
 
 use super::options::{GateOptions, Order, Score};
 use crate::simd::exp::exp;
@@ -26,8 +30,8 @@ pub fn eligible(opts: &GateOptions, has_bias: bool, experts: usize, lanes: usize
 }
 
 /// Gates the S::LANES rows starting at `first` (all inside `xs`, rows of `experts`) into `w` and
-/// `ids` (k per row). Returns false, writing nothing, when a row holds NaN or +inf or (softmax)
-/// no finite logit: the row path then reports the error with the row's index.
+/// `ids` (k per row). Returns false, writing nothing, when a row holds NaN or +inf or fewer than
+/// k finite logits: the row path then handles the block (and reports errors by row index).
 #[inline(always)]
 pub fn gate_block<S: Simd, const K: usize>(
     xs: &[S::E],
@@ -46,23 +50,26 @@ pub fn gate_block<S: Simd, const K: usize>(
     let mut id = [S::splat(S::E::ZERO); K];
     let mut bad = 0u64;
     let base = xs[first * e..].as_ptr();
-    for j in 0..e {
+    // Experts in descending id order, entering at the first level whose value they reach
+    // (>=): each newcomer has the lowest id so far, so it wins ties, and an element pushed down
+    // ranked above the next level already, so it moves past it: the levels stay sorted by
+    // (value descending, id ascending).
+    for j in (0..e).rev() {
         // SAFETY: lane l reads xs[(first + l) * e + j], inside xs by the debug_assert's bound.
         let x = unsafe { S::load_strided(base.add(j), e) };
         bad |= !S::eq_mask(x, x) | S::eq_mask(x, inf);
         let (mut cx, mut ci) = (x, S::splat(S::E::from_f64(j as f64)));
-        // Strictly greater moves up: an equal later expert stays below (ties to the lower id).
         for l in 0..K {
             let (vl, il) = (v[l], id[l]);
-            v[l] = S::select_gt(cx, vl, cx, vl);
-            id[l] = S::select_gt(cx, vl, ci, il);
-            ci = S::select_gt(cx, vl, il, ci);
-            cx = S::select_gt(cx, vl, vl, cx);
+            v[l] = S::select_ge(cx, vl, cx, vl);
+            id[l] = S::select_ge(cx, vl, ci, il);
+            ci = S::select_ge(cx, vl, il, ci);
+            cx = S::select_ge(cx, vl, vl, cx);
         }
     }
-    if opts.score == Score::Softmax {
-        bad |= S::eq_mask(v[0], neg);
-    }
+    // A lane with fewer than K finite logits still holds a -inf placeholder: the row path
+    // selects those (-inf experts in id order) and reports all -inf softmax rows.
+    bad |= S::eq_mask(v[K - 1], neg);
     if bad & full != 0 {
         return false;
     }
@@ -82,7 +89,7 @@ pub fn gate_block<S: Simd, const K: usize>(
     if opts.score == Score::Softmax || opts.renormalize {
         let zero = S::splat(S::E::ZERO);
         for x in wt.iter_mut() {
-            *x = S::select_gt(sum, zero, S::div(*x, sum), *x);
+            *x = S::select_ge(zero, sum, *x, S::div(*x, sum));
         }
     }
     let mut lw = [S::E::ZERO; 64];

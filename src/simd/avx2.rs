@@ -166,8 +166,8 @@ impl Simd for Avx2F32 {
         unsafe { _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(a, b)) as u32 as u64 }
     }
     #[inline(always)]
-    fn select_gt(a: __m256, b: __m256, x: __m256, y: __m256) -> __m256 {
-        unsafe { _mm256_blendv_ps(y, x, _mm256_cmp_ps::<_CMP_GT_OQ>(a, b)) }
+    fn select_ge(a: __m256, b: __m256, x: __m256, y: __m256) -> __m256 {
+        unsafe { _mm256_blendv_ps(y, x, _mm256_cmp_ps::<_CMP_GE_OQ>(a, b)) }
     }
     #[inline(always)]
     fn div(a: __m256, b: __m256) -> __m256 {
@@ -298,8 +298,8 @@ impl Simd for Avx2F64 {
         unsafe { _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_EQ_OQ>(a, b)) as u32 as u64 }
     }
     #[inline(always)]
-    fn select_gt(a: __m256d, b: __m256d, x: __m256d, y: __m256d) -> __m256d {
-        unsafe { _mm256_blendv_pd(y, x, _mm256_cmp_pd::<_CMP_GT_OQ>(a, b)) }
+    fn select_ge(a: __m256d, b: __m256d, x: __m256d, y: __m256d) -> __m256d {
+        unsafe { _mm256_blendv_pd(y, x, _mm256_cmp_pd::<_CMP_GE_OQ>(a, b)) }
     }
     #[inline(always)]
     fn div(a: __m256d, b: __m256d) -> __m256d {

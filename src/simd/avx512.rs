@@ -101,8 +101,8 @@ impl Simd for Avx512F32 {
         unsafe { _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(a, b) as u64 }
     }
     #[inline(always)]
-    fn select_gt(a: __m512, b: __m512, x: __m512, y: __m512) -> __m512 {
-        unsafe { _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b), y, x) }
+    fn select_ge(a: __m512, b: __m512, x: __m512, y: __m512) -> __m512 {
+        unsafe { _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_GE_OQ>(a, b), y, x) }
     }
     #[inline(always)]
     fn div(a: __m512, b: __m512) -> __m512 {
@@ -214,8 +214,8 @@ impl Simd for Avx512F64 {
         unsafe { _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(a, b) as u64 }
     }
     #[inline(always)]
-    fn select_gt(a: __m512d, b: __m512d, x: __m512d, y: __m512d) -> __m512d {
-        unsafe { _mm512_mask_blend_pd(_mm512_cmp_pd_mask::<_CMP_GT_OQ>(a, b), y, x) }
+    fn select_ge(a: __m512d, b: __m512d, x: __m512d, y: __m512d) -> __m512d {
+        unsafe { _mm512_mask_blend_pd(_mm512_cmp_pd_mask::<_CMP_GE_OQ>(a, b), y, x) }
     }
     #[inline(always)]
     fn div(a: __m512d, b: __m512d) -> __m512d {

@@ -115,8 +115,8 @@ macro_rules! scalar_common {
             (a == b) as u64
         }
         #[inline(always)]
-        fn select_gt(a: $e, b: $e, x: $e, y: $e) -> $e {
-            if a > b {
+        fn select_ge(a: $e, b: $e, x: $e, y: $e) -> $e {
+            if a >= b {
                 x
             } else {
                 y

@@ -124,8 +124,8 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn eq_mask(a: Self::V, b: Self::V) -> u64;
     /// Lanes of a that are below t (ordered), the others from `fill`.
     fn below_or(a: Self::V, t: Self::V, fill: Self::V) -> Self::V;
-    /// x where a > b (ordered), else y.
-    fn select_gt(a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V;
+    /// x where a >= b (ordered), else y.
+    fn select_ge(a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V;
     fn div(a: Self::V, b: Self::V) -> Self::V;
     /// Lane l from p[l * stride] (a gather; `stride` in elements, lanes * stride < 2^31).
     ///

@@ -26,6 +26,7 @@ def power_softmax(x, p=4, axis=-1, *, eps=0.0, where=None):
         r = (xk / m) ** p
         s = eps * (1.0 / m) ** p + np.sum(np.where(keep, r, 0.0), axis=axis, keepdims=True)
         y = r / s
+        y = np.where(m == 0, 0.0 if eps > 0 else np.nan, y)  # all kept entries are 0
     kept_any = np.any(keep, axis=axis, keepdims=True)
     return np.where(keep & kept_any, y, 0.0)
 

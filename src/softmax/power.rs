@@ -44,6 +44,13 @@ fn block<E: Elem>(x: &[E], kept: Option<&[bool]>, y: &mut [E], n: usize, p: i32,
             let k = j * inner + i;
             y[k] = if !keep(k) || count[i] == 0 {
                 E::ZERO
+            } else if m[i] == 0.0 {
+                // All kept entries are 0: 0 / eps, or 0/0 without eps.
+                if eps > 0.0 {
+                    E::ZERO
+                } else {
+                    E::NAN
+                }
             } else {
                 E::from_f64((x[k].to_f64() / m[i]).powi(p) / s[i])
             };

@@ -33,7 +33,9 @@ fn main() {
     let kql = time("K(q,L)", || {
         gaussian_kernel(q.view(), lm.view()).expect("k")
     });
-    time("q L^T (GEMM only)", || matmul(q.view(), lm.t()).expect("mm"));
+    time("q L^T (GEMM only)", || {
+        matmul(q.view(), lm.t()).expect("mm")
+    });
     let kll = time("K(L,L)", || {
         gaussian_kernel(lm.view(), lm.view()).expect("k")
     });

@@ -43,7 +43,11 @@ pub fn softmax_regression<E: GemmElem>(
             "softmax_regression: a has no rows (n = 0): softmax of nothing".into(),
         ));
     }
-    if a.iter().chain(b.iter()).chain(x.iter()).any(|t| !t.is_finite()) {
+    if a.iter()
+        .chain(b.iter())
+        .chain(x.iter())
+        .any(|t| !t.is_finite())
+    {
         return Err(Error::Invalid(
             "softmax_regression: a, b or x contains NaN or infinity".into(),
         ));

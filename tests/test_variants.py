@@ -39,7 +39,9 @@ def test_power_softmax_special_rows():
     y = softcore.power_softmax(np.array([[0.0, 0.0], [1.0, np.nan], [np.inf, 1.0]]), 2)
     assert np.all(np.isnan(y))  # 0/0, NaN, inf/inf
     np.testing.assert_array_equal(softcore.power_softmax(np.zeros(3), 2, eps=0.5), 0.0)
-    m = softcore.power_softmax(np.array([[1.0, 2.0], [3.0, 4.0]]), 2, where=[[True, False], [False, False]])
+    m = softcore.power_softmax(
+        np.array([[1.0, 2.0], [3.0, 4.0]]), 2, where=[[True, False], [False, False]]
+    )
     np.testing.assert_array_equal(m, [[1.0, 0.0], [0.0, 0.0]])
     assert softcore.power_softmax(np.zeros((2, 0)), 2).shape == (2, 0)
 
@@ -82,7 +84,9 @@ def test_softmax_regression_finite_differences():
     a, b, x = rng.standard_normal((9, 4)), rng.random(9), rng.standard_normal(4)
     _, grad, hess = softcore.softmax_regression(a, b, x, hessian=True)
     h = 1e-5
-    fd = np.array([(loss_of(a, b, x + h * e) - loss_of(a, b, x - h * e)) / (2 * h) for e in np.eye(4)])
+    fd = np.array(
+        [(loss_of(a, b, x + h * e) - loss_of(a, b, x - h * e)) / (2 * h) for e in np.eye(4)]
+    )
     np.testing.assert_allclose(grad, fd, rtol=1e-7, atol=1e-9)
     g_of = lambda z: softcore.softmax_regression(a, b, z)[1]  # noqa: E731
     fdh = np.array([(g_of(x + h * e) - g_of(x - h * e)) / (2 * h) for e in np.eye(4)])

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 import softcore
+from softcore._bench_moe import gating_cases
 
 
 def best_of(f: Callable[[], object], budget: float = 0.25, max_reps: int = 200) -> float:
@@ -211,4 +212,6 @@ def run(quick: bool = False, threads: int = 1) -> None:
     if (os.cpu_count() or 1) > 1:
         print(_threads_case(x, threads))
     for row in _linalg_cases(rng, quick):
+        print(row)
+    for row in gating_cases(rng, best_of, _row, peers.get("torch"), quick):
         print(row)

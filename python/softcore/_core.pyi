@@ -11,16 +11,26 @@ __all__ = [
     "__version__",
     "get_num_threads",
     "isa",
+    "load_balancing_loss",
     "log_softmax",
     "logsumexp",
+    "moe_combine",
+    "moe_dispatch",
+    "moe_gather",
+    "noisy_logits",
     "pinv",
     "pinv_backward",
+    "power_softmax",
+    "router_z_loss",
     "set_num_threads",
     "soft_attention",
     "softmax",
+    "softmax_regression",
     "supported_isas",
+    "top_k_gating",
 ]
 
+_Order = Literal["softmax_topk", "topk_softmax"]
 _Algorithm = Literal["auto", "two_pass", "online", "three_pass_reload", "three_pass_recompute"]
 
 def isa() -> str:
@@ -247,3 +257,142 @@ def soft_attention(
         TypeError: dtypes differ or are not float. ValueError: shapes, NaN/inf, bad
         ``num_landmarks`` or ``iters``.
     """
+
+def power_softmax(
+    x: ArrayLike,
+    p: int = 4,
+    axis: int = -1,
+    *,
+    eps: float = 0.0,
+    where: ArrayLike | None = None,
+) -> NDArray[np.floating]:
+    """Power-Softmax ``x**p / (eps + sum(x**p))`` along ``axis`` for a positive even ``p``
+    (Zimerman et al. 2024, a polynomial softmax for encrypted inference).
+
+    Computed on ``x / max|x|`` (``eps`` becomes ``eps / max|x|**p``), so powers never overflow;
+    accumulates in float64. ``where`` is multiplicative: masked entries give 0 and leave the
+    sum; a row with nothing kept gives 0s. A row of zeros gives NaN when ``eps = 0`` (0/0) and
+    0s otherwise; NaN or infinity give a NaN row.
+
+    Raises:
+        TypeError: unsupported dtype. ValueError: ``p`` not a positive even int (<= 1024),
+        negative or non-finite ``eps``, bad axis or mask shape.
+
+    Example:
+        >>> softcore.power_softmax(np.array([1.0, -2.0, 3.0]), 2)
+        array([0.07142857, 0.28571429, 0.64285714])
+    """
+
+def softmax_regression(
+    a: ArrayLike, b: ArrayLike, x: ArrayLike, *, hessian: bool = False
+) -> tuple[float, NDArray[np.floating]] | tuple[float, NDArray[np.floating], NDArray[np.floating]]:
+    """Loss, gradient (and Hessian) of ``L(x) = 0.5 ||softmax(a @ x) - b||^2`` (softmax
+    regression, Deng, Li & Song 2023), ``a`` (n, d), ``b`` (n,), ``x`` (d,).
+
+    ``grad = a.T (f*c - <f, c> f)`` with ``f = softmax(a x)``, ``c = f - b``; the Hessian is
+    the closed form ``a.T H a`` (symmetric). Computed in float64, returned in ``a``'s dtype
+    (the loss as a Python float).
+
+    Raises:
+        TypeError: unsupported dtype. ValueError: shapes, ``n = 0``, NaN or infinity.
+    """
+
+def top_k_gating(
+    logits: ArrayLike,
+    k: int,
+    *,
+    order: _Order = "softmax_topk",
+    renormalize: bool = True,
+    temperature: float = 1.0,
+    score: Literal["softmax", "sigmoid"] = "softmax",
+    bias: ArrayLike | None = None,
+    activation: Literal["sigmoid", "tanh"] | None = None,
+    n_group: int = 1,
+    topk_group: int = 1,
+    group_score: Literal["max", "sum_top2"] | None = None,
+) -> tuple[NDArray[np.floating], NDArray[np.int64]]:
+    """Top-k mixture-of-experts routing of ``logits`` (..., E): ``(weights, indices)``, both
+    (..., k), each row sorted by weight descending with ties to the lower expert id
+    (deterministic, unlike ``np.argpartition``). One pass per row, no sort.
+
+    Args:
+        order: ``"softmax_topk"`` takes the softmax over all experts, keeps the top k and
+            divides by their sum if ``renormalize`` (Mixtral in HF transformers, DeepSeek-V2);
+            ``"topk_softmax"`` takes the softmax over the k selected logits (Mixtral reference).
+        temperature: scores of ``logits / temperature`` (dense-to-sparse gating).
+        score: ``"sigmoid"`` scores each expert independently (DeepSeek-V3), divided by
+            their sum if ``renormalize``.
+        bias: (E,) added to the scores for selection only, never to the weights
+            (aux-loss-free load balancing).
+        activation: ``softmax(act(logits) / temperature)``, the activation dense-to-sparse gate.
+        n_group, topk_group: group-limited routing: experts split into ``n_group`` consecutive
+            groups, only the best ``topk_group`` groups are eligible (the others are -inf).
+        group_score: how a group is ranked: ``"max"`` (DeepSeek-V2) or ``"sum_top2"``
+            (DeepSeek-V3); ``None`` picks ``"sum_top2"`` for sigmoid scores, else ``"max"``.
+
+    Without ``bias`` and ``activation``, experts are selected by logit (the same choice as by
+    score, without the ties that rounding scores creates). -inf logits get weight 0.
+
+    Raises:
+        TypeError: unsupported dtype. ValueError: NaN or +inf logits, a softmax row with no
+        finite logit, ``k`` outside 1..E, ``temperature <= 0``, bad group settings or names.
+
+    Example:
+        >>> w, i = softcore.top_k_gating(np.array([[1.0, 3.0, 2.0]]), 2)
+        >>> i
+        array([[1, 2]])
+    """
+
+def noisy_logits(
+    clean: ArrayLike, noise_logits: ArrayLike, normal: ArrayLike
+) -> NDArray[np.floating]:
+    """Noisy top-k gating logits ``clean + normal * softplus(noise_logits)`` (Shazeer et al.
+    2017), with a stable softplus. The standard-normal draws come from the caller (NumPy).
+    """
+
+def moe_dispatch(
+    indices: ArrayLike, num_experts: int, *, capacity: int | None = None
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Slots of each (token, choice) in its expert's buffer: ``(positions (T, k), counts (E,))``.
+
+    Priority is choice-major (every first choice before any second choice), tokens in order
+    within a choice; a choice over ``capacity`` gets -1. ``counts`` is the number of
+    assignments each expert received; it keeps ``min(count, capacity)``.
+
+    Raises:
+        TypeError: non-integer indices. ValueError: indices outside 0..E, negative capacity.
+    """
+
+def moe_gather(
+    x: ArrayLike,
+    indices: ArrayLike,
+    positions: ArrayLike,
+    capacity: int,
+    *,
+    num_experts: int | None = None,
+) -> NDArray[np.floating]:
+    """Token vectors ``x`` (T, D) into expert buffers (E, C, D); empty slots are 0.
+    ``num_experts`` defaults to ``max(indices) + 1``.
+
+    Raises:
+        ValueError: positions outside 0..C (or -1), a slot assigned twice, shape mismatch.
+    """
+
+def moe_combine(
+    expert_out: ArrayLike, indices: ArrayLike, positions: ArrayLike, weights: ArrayLike
+) -> NDArray[np.floating]:
+    """``out[t] = sum_j weights[t, j] * expert_out[indices[t, j], positions[t, j]]`` over the
+    kept choices (dropped slots, position -1, add 0): (T, D).
+    """
+
+def load_balancing_loss(
+    probs: ArrayLike, indices: ArrayLike, *, choices: Literal["first", "all"] = "first"
+) -> float:
+    """Switch Transformer's auxiliary loss ``E * sum_i f_i * P_i``: ``P_i`` the mean router
+    probability of expert i, ``f_i`` the fraction of tokens whose first choice is i
+    (``"first"``, Switch) or of all T k assignments going to i (``"all"``). Uniform routing
+    gives 1 for both (HF Mixtral's top-k loss is k times ``"all"``).
+    """
+
+def router_z_loss(logits: ArrayLike) -> float:
+    """ST-MoE's router z-loss: the mean over tokens of ``logsumexp(logits)**2``."""

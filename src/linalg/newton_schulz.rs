@@ -270,7 +270,11 @@ fn iterate<E: GemmElem>(
     // No meaningful inverse is larger than this: singular values below eps ||A|| are rounding
     // noise. Iterates beyond it are inverting noise (condition numbers near 1/eps never reach
     // the quadratic phase, and their steps never shrink) and soon overflow.
-    let a_norm = a.iter().map(|x| x.to_f64() * x.to_f64()).sum::<f64>().sqrt();
+    let a_norm = a
+        .iter()
+        .map(|x| x.to_f64() * x.to_f64())
+        .sum::<f64>()
+        .sqrt();
     let v_max = 1.0 / (0.5f64.powi(E::MANTISSA_DIGITS as i32 - 1) * a_norm);
     for k in 1..=cap {
         let (st, v_norm) = step(a, &v, &mut next, &mut wk, opts.order, left)?;

@@ -97,11 +97,13 @@ pub fn moe_gather<E: Lanes>(
     let mut out = vec![E::ZERO; experts * capacity * d];
     if d > 0 {
         crate::threads::install(|| {
-            out.par_chunks_mut(d).zip(owner.par_iter()).for_each(|(o, w)| {
-                if let Some(r) = *w {
-                    o.iter_mut().zip(xs.row(r)).for_each(|(a, &b)| *a = b);
-                }
-            })
+            out.par_chunks_mut(d)
+                .zip(owner.par_iter())
+                .for_each(|(o, w)| {
+                    if let Some(r) = *w {
+                        o.iter_mut().zip(xs.row(r)).for_each(|(a, &b)| *a = b);
+                    }
+                })
         });
     }
     Array3::from_shape_vec((experts, capacity, d), out).map_err(|e| Error::Invalid(e.to_string()))

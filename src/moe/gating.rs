@@ -10,8 +10,8 @@
 //! (topk_softmax) or the sigmoid; the bias never enters the weights.
 
 use super::options::{Activation, GateOptions, GroupScore, Order, Score};
-use super::vertical;
 use super::topk::{scan_row, sort_by_weight, top_k, top_k_lanes};
+use super::vertical;
 use crate::error::{Error, Result};
 use crate::simd::expmap::{exp_affine_on, sigmoid_on, tanh_on};
 use crate::simd::{Elem, Kernel, Lanes, Simd};
@@ -28,6 +28,7 @@ pub struct Scratch<E> {
     ids: Vec<usize>,
     vals: Vec<E>,
     gids: Vec<usize>,
+    gkeep: Vec<bool>,
     w: Vec<f64>,
 }
 
@@ -40,6 +41,7 @@ impl<E: Elem> Scratch<E> {
             ids: vec![0; opts.k.max(opts.topk_group).max(2)],
             vals: vec![E::ZERO; opts.k.max(opts.topk_group).max(2)],
             gids: vec![0; opts.topk_group],
+            gkeep: vec![false; opts.n_group],
             w: vec![0.0; opts.k],
         }
     }
@@ -62,23 +64,51 @@ fn scaled(l: f64, act: Option<Activation>, tau: f64) -> f64 {
     a / tau
 }
 
+/// The two largest values (no NaN): eight independent branch-free (max, second) pairs that
+/// vectorise, merged at the end. A branchy insertion mispredicted on random scores and a single
+/// pair is a serial max chain.
+#[inline(always)]
+fn top_two<E: Elem>(x: &[E]) -> (E, E) {
+    let mx = |a: E, b: E| if a > b { a } else { b };
+    let mn = |a: E, b: E| if a < b { a } else { b };
+    let (mut m1, mut m2) = ([E::NEG_INFINITY; 8], [E::NEG_INFINITY; 8]);
+    let chunks = x.chunks_exact(8);
+    for (l, &v) in chunks.remainder().iter().enumerate() {
+        m2[l] = mx(m2[l], mn(v, m1[l]));
+        m1[l] = mx(m1[l], v);
+    }
+    for c in chunks {
+        for l in 0..8 {
+            m2[l] = mx(m2[l], mn(c[l], m1[l]));
+            m1[l] = mx(m1[l], c[l]);
+        }
+    }
+    let (mut a1, mut a2) = (m1[0], m2[0]);
+    for l in 1..8 {
+        a2 = mx(mx(a2, m2[l]), mn(a1, m1[l]));
+        a1 = mx(a1, m1[l]);
+    }
+    (a1, a2)
+}
+
 /// Keeps the `topk_group` best groups of `keys` (consecutive blocks) and sets the rest to -inf.
+#[inline(always)]
 fn limit_groups<E: Elem>(keys: &mut [E], opts: &GateOptions, sc: &mut Scratch<E>) {
     let size = keys.len() / opts.n_group;
     for (g, block) in keys.chunks_exact(size).enumerate() {
+        let (m1, m2) = top_two(block);
         sc.gkeys[g] = match opts.group_score {
-            GroupScore::Max => block
-                .iter()
-                .fold(E::NEG_INFINITY, |a, &b| if b > a { b } else { a }),
-            GroupScore::SumTop2 => {
-                top_k(block, 2, &mut sc.ids, &mut sc.vals);
-                sc.vals[0] + sc.vals[1]
-            }
+            GroupScore::Max => m1,
+            GroupScore::SumTop2 => m1 + m2,
         };
     }
     top_k(&sc.gkeys, opts.topk_group, &mut sc.gids, &mut sc.vals);
-    for (g, block) in keys.chunks_exact_mut(size).enumerate() {
-        if !sc.gids[..opts.topk_group].contains(&g) {
+    sc.gkeep.fill(false);
+    for &g in &sc.gids[..opts.topk_group] {
+        sc.gkeep[g] = true;
+    }
+    for (block, &keep) in keys.chunks_exact_mut(size).zip(sc.gkeep.iter()) {
+        if !keep {
             block.fill(E::NEG_INFINITY);
         }
     }
@@ -110,7 +140,10 @@ impl<E: Lanes> Kernel<E> for GateRows<'_, E> {
         let mut r = 0;
         while r < rows_here {
             let n = block.min(rows_here - r);
-            let (wb, ib) = (&mut self.w[r * k..(r + n) * k], &mut self.ids[r * k..(r + n) * k]);
+            let (wb, ib) = (
+                &mut self.w[r * k..(r + n) * k],
+                &mut self.ids[r * k..(r + n) * k],
+            );
             let first = self.first + r;
             if n == lanes && vertical && gate_block::<S>(self.xs, e, first, self.opts, wb, ib) {
                 r += n;
@@ -205,7 +238,10 @@ fn gate_row<E: Lanes, S: Simd<E = E>>(
             }
             (Score::Softmax, Order::TopkSoftmax) => sc.keys.copy_from_slice(&sc.x),
         }
-        sc.keys.iter_mut().zip(b).for_each(|(kv, &bv)| *kv = *kv + bv);
+        sc.keys
+            .iter_mut()
+            .zip(b)
+            .for_each(|(kv, &bv)| *kv = *kv + bv);
     } else if grouped {
         sc.keys.copy_from_slice(if plain { row } else { &sc.x });
     }
@@ -236,7 +272,11 @@ fn gate_row<E: Lanes, S: Simd<E = E>>(
     // cancels). k double-precision exps, inlined (a libm call per weight
     // measured 25-50 ns per row here; a vector exp on the k gathered values was slower still).
     let m = w.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
-    let shift = if need_lse && !opts.renormalize { lse } else { m };
+    let shift = if need_lse && !opts.renormalize {
+        lse
+    } else {
+        m
+    };
     for v in w.iter_mut() {
         *v = if softmax {
             exp64(*v - shift)
@@ -247,13 +287,22 @@ fn gate_row<E: Lanes, S: Simd<E = E>>(
     if softmax && shift == f64::NEG_INFINITY {
         w.fill(0.0); // only bias can select nothing but -inf logits
     }
-    let normalise = softmax && !(need_lse && !opts.renormalize) || opts.renormalize;
+    // Softmax weights are normalised except softmax_topk's plain probabilities.
+    let normalise = if softmax {
+        opts.renormalize || !need_lse
+    } else {
+        opts.renormalize
+    };
     let s: f64 = w.iter().sum();
     if normalise && s > 0.0 {
         w.iter_mut().for_each(|v| *v /= s);
     }
     sort_by_weight(w, ids);
-    for ((wo, io), (&wv, &iv)) in w_out.iter_mut().zip(i_out.iter_mut()).zip(w.iter().zip(ids.iter())) {
+    for ((wo, io), (&wv, &iv)) in w_out
+        .iter_mut()
+        .zip(i_out.iter_mut())
+        .zip(w.iter().zip(ids.iter()))
+    {
         *wo = E::from_f64(wv);
         *io = iv as i64;
     }

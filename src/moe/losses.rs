@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::simd::Lanes;
 use crate::softmax::logsumexp_slice;
-use ndarray::{ArrayView2, ArrayViewD, ArrayD, Zip};
+use ndarray::{ArrayD, ArrayView2, ArrayViewD, Zip};
 
 /// Which choices count towards the dispatch fractions f_i of the load-balancing loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +61,11 @@ pub fn load_balancing_loss<E: Lanes>(
         }
     }
     let n = (t * cols) as f64;
-    let dot: f64 = f.iter().zip(&p).map(|(fi, pi)| (fi / n) * (pi / t as f64)).sum();
+    let dot: f64 = f
+        .iter()
+        .zip(&p)
+        .map(|(fi, pi)| (fi / n) * (pi / t as f64))
+        .sum();
     Ok(e as f64 * dot)
 }
 
@@ -77,7 +81,9 @@ pub fn router_z_loss<E: Lanes>(logits: ArrayView2<'_, E>) -> Result<f64> {
     let x = logits.as_standard_layout();
     let mut sum = 0.0;
     for (r, row) in x.rows().into_iter().enumerate() {
-        let row = row.to_slice().ok_or_else(|| Error::Invalid("internal: layout".into()))?;
+        let row = row
+            .to_slice()
+            .ok_or_else(|| Error::Invalid("internal: layout".into()))?;
         if row.iter().any(|v| v.is_nan()) {
             return Err(Error::Invalid(format!(
                 "router_z_loss: logits row {r} contains NaN"

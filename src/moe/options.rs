@@ -85,7 +85,7 @@ impl GateOptions {
             return bad("order=\"topk_softmax\" needs score=\"softmax\"".into());
         }
         let g = self.n_group;
-        if g == 0 || experts % g != 0 {
+        if g == 0 || !experts.is_multiple_of(g) {
             return bad(format!(
                 "n_group must divide the number of experts {experts}, got {g}"
             ));

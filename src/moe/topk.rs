@@ -27,7 +27,7 @@ pub fn top_k<E: Elem>(keys: &[E], k: usize, ids: &mut [usize], vals: &mut [E]) {
             }
         }
         for (off, &x) in block.iter().enumerate() {
-            if len == k && !(x > vals[k - 1]) {
+            if len == k && x <= vals[k - 1] {
                 continue;
             }
             // Insert before the first strictly smaller key: an equal key keeps its earlier place.
@@ -286,7 +286,10 @@ mod tests {
                 }
             }
             let keys = [f64::NEG_INFINITY, 1.0, f64::NEG_INFINITY];
-            assert_eq!(crate::simd::dispatch(isa, Lanes64 { keys: &keys, k: 2 }), None);
+            assert_eq!(
+                crate::simd::dispatch(isa, Lanes64 { keys: &keys, k: 2 }),
+                None
+            );
         }
     }
 

@@ -43,7 +43,11 @@ pub fn gate_block<S: Simd, const K: usize>(
 ) -> bool {
     let (lanes, e) = (S::LANES, experts);
     debug_assert!((first + lanes) * e <= xs.len() && w.len() == lanes * K);
-    let full = if lanes >= 64 { u64::MAX } else { (1u64 << lanes) - 1 };
+    let full = if lanes >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << lanes) - 1
+    };
     let neg = S::splat(S::E::NEG_INFINITY);
     let inf = S::splat(S::E::INFINITY);
     let mut v = [neg; K];
@@ -82,7 +86,13 @@ pub fn gate_block<S: Simd, const K: usize>(
             // e^((x_l - x_0) / tau): softmax over the selected, equal to the renormalised
             // softmax_topk weights (the row's normaliser cancels).
             Score::Softmax => exp::<S>(S::mul(S::sub(v[l], v[0]), inv_tau)),
-            Score::Sigmoid => S::div(one, S::add(one, exp::<S>(S::mul(S::sub(S::splat(S::E::ZERO), v[l]), inv_tau)))),
+            Score::Sigmoid => S::div(
+                one,
+                S::add(
+                    one,
+                    exp::<S>(S::mul(S::sub(S::splat(S::E::ZERO), v[l]), inv_tau)),
+                ),
+            ),
         };
         sum = S::add(sum, wt[l]);
     }

@@ -2,9 +2,7 @@
 
 use super::arrays::{as_rows, float_as, floats, int64s, read, two_d, Floats, Input};
 use super::errors::compute;
-use crate::moe::{
-    self, Activation, GateOptions, GroupScore, LoadBalance, Order, Score,
-};
+use crate::moe::{self, Activation, GateOptions, GroupScore, LoadBalance, Order, Score};
 use crate::simd::Lanes;
 use numpy::{Element, PyArray, PyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
@@ -57,9 +55,7 @@ fn gate<'py, E: Lanes + Element>(
         }
         None => None,
     };
-    let (w, i) = compute(py, rows.len(), || {
-        moe::top_k_gating(rows.view(), bv, &opts)
-    })?;
+    let (w, i) = compute(py, rows.len(), || moe::top_k_gating(rows.view(), bv, &opts))?;
     let mut shape = lead;
     shape.push(opts.k);
     let w = PyArray::from_owned_array(py, w).call_method1("reshape", (shape.clone(),))?;
@@ -89,25 +85,41 @@ pub fn top_k_gating<'py>(
     let order = match order {
         "softmax_topk" => Order::SoftmaxTopk,
         "topk_softmax" => Order::TopkSoftmax,
-        o => return value_err(format!("{f}: order must be \"softmax_topk\" or \"topk_softmax\", got {o:?}")),
+        o => {
+            return value_err(format!(
+                "{f}: order must be \"softmax_topk\" or \"topk_softmax\", got {o:?}"
+            ))
+        }
     };
     let score = match score {
         "softmax" => Score::Softmax,
         "sigmoid" => Score::Sigmoid,
-        s => return value_err(format!("{f}: score must be \"softmax\" or \"sigmoid\", got {s:?}")),
+        s => {
+            return value_err(format!(
+                "{f}: score must be \"softmax\" or \"sigmoid\", got {s:?}"
+            ))
+        }
     };
     let activation = match activation {
         None => None,
         Some("sigmoid") => Some(Activation::Sigmoid),
         Some("tanh") => Some(Activation::Tanh),
-        Some(a) => return value_err(format!("{f}: activation must be None, \"sigmoid\" or \"tanh\", got {a:?}")),
+        Some(a) => {
+            return value_err(format!(
+                "{f}: activation must be None, \"sigmoid\" or \"tanh\", got {a:?}"
+            ))
+        }
     };
     // DeepSeek-V2 scores a group by its best expert, V3 (sigmoid scores) by its best two.
     let group_score = match group_score {
         None if score == Score::Sigmoid => GroupScore::SumTop2,
         None | Some("max") => GroupScore::Max,
         Some("sum_top2") => GroupScore::SumTop2,
-        Some(g) => return value_err(format!("{f}: group_score must be None, \"max\" or \"sum_top2\", got {g:?}")),
+        Some(g) => {
+            return value_err(format!(
+                "{f}: group_score must be None, \"max\" or \"sum_top2\", got {g:?}"
+            ))
+        }
     };
     let inp = floats(py, logits, f)?;
     if inp.orig.ndim() == 0 {
@@ -176,7 +188,9 @@ pub fn moe_dispatch<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let f = "moe_dispatch";
     let e = non_negative(num_experts, f, "num_experts")?;
-    let cap = capacity.map(|c| non_negative(c, f, "capacity")).transpose()?;
+    let cap = capacity
+        .map(|c| non_negative(c, f, "capacity"))
+        .transpose()?;
     let idx = int64s(py, indices, f, "indices")?;
     let ri = read(&idx)?;
     let iv = two_d(ri.as_array(), f, "indices", "(T, k)")?;
@@ -216,7 +230,9 @@ pub fn moe_gather<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let f = "moe_gather";
     let cap = non_negative(capacity, f, "capacity")?;
-    let experts = num_experts.map(|e| non_negative(e, f, "num_experts")).transpose()?;
+    let experts = num_experts
+        .map(|e| non_negative(e, f, "num_experts"))
+        .transpose()?;
     let inp = floats(py, x, f)?;
     let idx = int64s(py, indices, f, "indices")?;
     let pos = int64s(py, positions, f, "positions")?;
@@ -240,7 +256,9 @@ fn combine<'py, E: Lanes + Element>(
     let ev = re.as_array();
     let s = ev.shape().to_vec();
     let ev = ev.into_dimensionality::<ndarray::Ix3>().map_err(|_| {
-        PyValueError::new_err(format!("{f}: expert_out must be 3-D (E, C, D), got shape {s:?}"))
+        PyValueError::new_err(format!(
+            "{f}: expert_out must be 3-D (E, C, D), got shape {s:?}"
+        ))
     })?;
     let iv = two_d(ri.as_array(), f, "indices", "(T, k)")?;
     let pv = two_d(rp.as_array(), f, "positions", "(T, k)")?;
@@ -293,7 +311,11 @@ pub fn load_balancing_loss(
     let variant = match choices {
         "first" => LoadBalance::First,
         "all" => LoadBalance::All,
-        c => return value_err(format!("{f}: choices must be \"first\" or \"all\", got {c:?}")),
+        c => {
+            return value_err(format!(
+                "{f}: choices must be \"first\" or \"all\", got {c:?}"
+            ))
+        }
     };
     let inp = floats(py, probs, f)?;
     let idx = int64s(py, indices, f, "indices")?;

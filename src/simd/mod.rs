@@ -96,7 +96,7 @@ pub fn active() -> Isa {
     })
 }
 
-/// Whether every element is finite: x - x is 0 for finite x and NaN for inf and NaN, and
+/// Whether every element is finite: 0 x is 0 for finite x and NaN for inf and NaN, and
 /// sixteen independent sums of it vectorise (an early-exit `any` does not).
 pub fn all_finite<E: Elem>(xs: &[E]) -> bool {
     let mut acc = [E::ZERO; 16];
@@ -104,7 +104,7 @@ pub fn all_finite<E: Elem>(xs: &[E]) -> bool {
     let tail = chunks.remainder().iter().all(|x| x.is_finite());
     for c in chunks {
         for k in 0..16 {
-            acc[k] = acc[k] + (c[k] - c[k]);
+            acc[k] = acc[k] + c[k] * E::ZERO;
         }
     }
     tail && acc.iter().all(|x| *x == E::ZERO)

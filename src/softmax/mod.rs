@@ -13,8 +13,8 @@ mod vmap;
 #[cfg(test)]
 mod tests;
 
-pub use power::power_softmax;
 pub use driver::{log_softmax, logsumexp, logsumexp_with, softmax, softmax_with, Op};
+pub use power::power_softmax;
 
 use crate::error::{Error, Result};
 use crate::simd::Lanes;

@@ -101,16 +101,14 @@ pub fn power_softmax<E: Elem>(
     if len > 0 {
         let per = len * (ELEMS_PER_TASK / len).max(1);
         crate::threads::install(|| {
-            out.par_chunks_mut(per)
-                .enumerate()
-                .for_each(|(c, yc)| {
-                    let base = c * per;
-                    for (b, yb) in yc.chunks_mut(len).enumerate() {
-                        let lo = base + b * len;
-                        let kept = ms.as_deref().map(|m| &m[lo..lo + len]);
-                        block(&xs[lo..lo + len], kept, yb, n, p as i32, eps);
-                    }
-                })
+            out.par_chunks_mut(per).enumerate().for_each(|(c, yc)| {
+                let base = c * per;
+                for (b, yb) in yc.chunks_mut(len).enumerate() {
+                    let lo = base + b * len;
+                    let kept = ms.as_deref().map(|m| &m[lo..lo + len]);
+                    block(&xs[lo..lo + len], kept, yb, n, p as i32, eps);
+                }
+            })
         });
     }
     ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| Error::Invalid(e.to_string()))

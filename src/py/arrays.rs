@@ -30,6 +30,17 @@ pub struct Input<'py> {
     pub half: bool,
 }
 
+impl<'py> Input<'py> {
+    /// A result in the caller's dtype: float16 callers get float16 back (computed in float32).
+    pub fn half_back(&self, r: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        if self.half {
+            r.call_method1("astype", ("float16",))
+        } else {
+            Ok(r)
+        }
+    }
+}
+
 pub fn numpy(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     PyModule::import(py, "numpy")
 }

@@ -1,6 +1,6 @@
 //! pinv, pinv_backward: extract with the GIL, compute detached, return arrays.
 
-use super::arrays::{floats, same_dtype, Floats, Input};
+use super::arrays::{floats, same_dtype, Floats};
 use super::errors::compute;
 use crate::linalg::{pinv_backward_batch, pinv_batch, GemmElem, PinvInfo, PinvOptions};
 use numpy::{Element, PyArray, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
@@ -42,14 +42,6 @@ fn run_pinv<'py, E: GemmElem + Element>(
     let v = r.as_array();
     let (out, info) = compute(py, v.len() * 64, || pinv_batch(v, &opts))?;
     Ok((PyArray::from_owned_array(py, out).into_any(), info))
-}
-
-fn half_back<'py>(inp: &Input<'py>, r: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    if inp.half {
-        r.call_method1("astype", ("float16",))
-    } else {
-        Ok(r)
-    }
 }
 
 #[pyfunction]
@@ -101,7 +93,7 @@ pub fn pinv<'py>(
         Floats::F32(x) => run_pinv::<f32>(py, x, opts)?,
         Floats::F64(x) => run_pinv::<f64>(py, x, opts)?,
     };
-    let out = half_back(&inp, out)?;
+    let out = inp.half_back(out)?;
     if !return_info {
         return Ok(out);
     }
@@ -168,5 +160,5 @@ pub fn pinv_backward<'py>(
             )))
         }
     };
-    half_back(&inp, out)
+    inp.half_back(out)
 }

@@ -1,6 +1,6 @@
 //! MoE routing bindings: top_k_gating, noisy_logits, moe_dispatch/gather/combine and the losses.
 
-use super::arrays::{as_rows, float_as, floats, int64s, read, two_d, Floats, Input};
+use super::arrays::{as_rows, float_as, floats, int64s, read, two_d, Floats};
 use super::errors::compute;
 use crate::moe::{self, Activation, GateOptions, GroupScore, LoadBalance, Order, Score};
 use crate::simd::Lanes;
@@ -11,15 +11,6 @@ use pyo3::types::{PyAny, PyTuple};
 
 fn value_err<T>(msg: String) -> PyResult<T> {
     Err(PyValueError::new_err(msg))
-}
-
-/// float16 callers get float16 back (computed in float32).
-fn half_back<'py>(inp: &Input<'py>, r: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    if inp.half {
-        r.call_method1("astype", ("float16",))
-    } else {
-        Ok(r)
-    }
 }
 
 fn non_negative(v: i64, func: &str, what: &str) -> PyResult<usize> {
@@ -143,7 +134,7 @@ pub fn top_k_gating<'py>(
         Floats::F32(a) => gate::<f32>(py, a, bias, opts)?,
         Floats::F64(a) => gate::<f64>(py, a, bias, opts)?,
     };
-    Ok(PyTuple::new(py, [half_back(&inp, w)?, i])?.into_any())
+    Ok(PyTuple::new(py, [inp.half_back(w)?, i])?.into_any())
 }
 
 fn noisy<'py, E: Lanes + Element>(
@@ -175,7 +166,7 @@ pub fn noisy_logits<'py>(
         Floats::F32(a) => noisy::<f32>(py, a, noise_logits, normal)?,
         Floats::F64(a) => noisy::<f64>(py, a, noise_logits, normal)?,
     };
-    half_back(&inp, out)
+    inp.half_back(out)
 }
 
 #[pyfunction]
@@ -240,7 +231,7 @@ pub fn moe_gather<'py>(
         Floats::F32(a) => gather::<f32>(py, a, &idx, &pos, cap, experts)?,
         Floats::F64(a) => gather::<f64>(py, a, &idx, &pos, cap, experts)?,
     };
-    half_back(&inp, out)
+    inp.half_back(out)
 }
 
 fn combine<'py, E: Lanes + Element>(
@@ -283,7 +274,7 @@ pub fn moe_combine<'py>(
         Floats::F32(a) => combine::<f32>(py, a, &idx, &pos, weights)?,
         Floats::F64(a) => combine::<f64>(py, a, &idx, &pos, weights)?,
     };
-    half_back(&inp, out)
+    inp.half_back(out)
 }
 
 fn balance<E: Lanes + Element>(

@@ -1,6 +1,6 @@
 //! power_softmax and softmax_regression bindings.
 
-use super::arrays::{bool_mask, float_as, floats, read, Floats, Input};
+use super::arrays::{bool_mask, float_as, floats, read, Floats};
 use super::errors::compute;
 use crate::linalg::GemmElem;
 use crate::regression::softmax_regression as regression;
@@ -10,14 +10,6 @@ use numpy::{Element, PyArray, PyArrayDyn};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyAny, PyTuple};
-
-fn half_back<'py>(inp: &Input<'py>, r: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    if inp.half {
-        r.call_method1("astype", ("float16",))
-    } else {
-        Ok(r)
-    }
-}
 
 fn run_power<'py, E: Lanes + Element>(
     py: Python<'py>,
@@ -58,7 +50,7 @@ pub fn power_softmax<'py>(
         Floats::F32(a) => run_power::<f32>(py, a, p as u32, axis, eps, mask.as_ref())?,
         Floats::F64(a) => run_power::<f64>(py, a, p as u32, axis, eps, mask.as_ref())?,
     };
-    half_back(&inp, out)
+    inp.half_back(out)
 }
 
 fn run_regression<'py, E: GemmElem + Element>(
@@ -116,7 +108,7 @@ pub fn softmax_regression<'py>(
         Floats::F64(m) => run_regression::<f64>(py, m, b, x, hessian)?,
     };
     for p in parts.iter_mut().skip(1) {
-        *p = half_back(&inp, p.clone())?;
+        *p = inp.half_back(p.clone())?;
     }
     Ok(PyTuple::new(py, parts)?.into_any())
 }

@@ -175,3 +175,44 @@ def test_type_errors():
         softcore.top_k_gating(np.zeros((2, 4), np.int64), 1)
     with pytest.raises(TypeError, match="bias"):
         softcore.top_k_gating(np.zeros((2, 4)), 1, bias=np.zeros(4, int))
+
+
+def test_sum_top2_groups_rank_by_score_not_logit():
+    """DeepSeek-V3 sums the two best scores of a group; bias=None must equal a zero bias."""
+    x = np.array([[10.0, -1.0, 2.0, 2.0]])
+    kw = {"score": "sigmoid", "n_group": 2, "topk_group": 1}
+    _, i0 = softcore.top_k_gating(x, 1, **kw)
+    _, iz = softcore.top_k_gating(x, 1, bias=np.zeros(4), **kw)
+    np.testing.assert_array_equal(i0, iz)
+    np.testing.assert_array_equal(i0, ref.top_k_gating(x, 1, **kw)[1])
+    assert i0[0, 0] == 2  # sigmoid(2) + sigmoid(2) > sigmoid(10) + sigmoid(-1)
+
+
+def test_dropped_group_experts_weigh_zero():
+    x = np.array([[0.0, 0.0, 10.0, -np.inf]])
+    w, i = softcore.top_k_gating(x, 2, n_group=2, topk_group=1)
+    np.testing.assert_array_equal(i, [[2, 0]])
+    np.testing.assert_array_equal(w, [[1.0, 0.0]])
+    rw, ri = ref.top_k_gating(x, 2, n_group=2, topk_group=1)
+    np.testing.assert_array_equal(ri, i)
+    np.testing.assert_array_equal(rw, w)
+
+
+def test_float16_order_and_batch_invariance():
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((67, 16)) * 0.01).astype(np.float16)  # many f16 weight ties
+    w, i = softcore.top_k_gating(x, 4)
+    check_order(w, i)
+    x32 = rng.standard_normal((37, 8)).astype(np.float32)
+    wb, ib = softcore.top_k_gating(x32, 3)
+    for r in range(len(x32)):
+        w1, i1 = softcore.top_k_gating(x32[r : r + 1], 3)
+        np.testing.assert_array_equal(i1[0], ib[r])
+        np.testing.assert_allclose(w1[0], wb[r], rtol=1e-6)
+
+
+def test_tiny_temperature_is_rejected_not_nan():
+    with pytest.raises(ValueError, match="temperature"):
+        softcore.top_k_gating(np.zeros((20, 4), np.float32), 2, temperature=1e-40)
+    w, _ = softcore.top_k_gating(np.array([[1.0, 2.0, 3.0]]), 2, temperature=1e-3)
+    assert np.all(np.isfinite(w))

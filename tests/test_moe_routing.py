@@ -138,3 +138,14 @@ def test_noisy_logits(dtype):
     # softplus of a large noise logit is the logit itself, of a very negative one ~0: no overflow.
     big = softcore.noisy_logits(np.zeros(2), np.array([800.0, -800.0]), np.ones(2))
     np.testing.assert_allclose(big, [800.0, 0.0], atol=1e-300)
+
+
+def test_huge_sizes_are_errors_not_aborts():
+    with pytest.raises(ValueError, match="too large"):
+        softcore.moe_dispatch(np.array([[0]]), 2**62)
+    with pytest.raises(ValueError, match="too large"):
+        softcore.moe_gather(np.zeros((1, 4)), [[0]], [[0]], 2**62)
+    with pytest.raises(ValueError, match="out of range"):
+        softcore.moe_gather(np.zeros((1, 4)), [[2**63 - 1]], [[0]], 1)
+    out = softcore.moe_combine(np.zeros((2**20, 2**20, 0)), [[0]], [[0]], [[1.0]])
+    assert out.shape == (1, 0)

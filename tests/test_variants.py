@@ -107,3 +107,13 @@ def test_softmax_regression_dtypes_and_errors():
         softcore.softmax_regression(a, b, np.array([np.nan, 0, 0]))
     with pytest.raises(TypeError, match="int64"):
         softcore.softmax_regression(a.astype(np.int64), b, x)
+
+
+def test_power_softmax_extreme_powers_and_scales():
+    r = 0.75**1024  # (0.3 / 0.4)^1024 ~ 1e-128: (1/m)^p overflows, the result does not
+    got = softcore.power_softmax(np.array([0.4, 0.3]), 1024)
+    np.testing.assert_allclose(got, [1 / (1 + r), r / (1 + r)], rtol=1e-12)
+    y = softcore.power_softmax(np.array([1e-80, 2e-80]), 4)
+    np.testing.assert_allclose(y, [1 / 17, 16 / 17])
+    y32 = softcore.power_softmax(np.array([1e-30, 2e-30], np.float32), 8)
+    np.testing.assert_allclose(y32, [1 / 257, 256 / 257], rtol=1e-6)

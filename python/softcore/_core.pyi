@@ -330,12 +330,17 @@ def top_k_gating(
         group_score: how a group is ranked: ``"max"`` (DeepSeek-V2) or ``"sum_top2"``
             (DeepSeek-V3); ``None`` picks ``"sum_top2"`` for sigmoid scores, else ``"max"``.
 
-    Without ``bias`` and ``activation``, experts are selected by logit (the same choice as by
-    score, without the ties that rounding scores creates). -inf logits get weight 0.
+    Without ``bias``, ``activation`` or ``"sum_top2"`` groups, experts are selected by logit
+    (the same choice as by score, without the ties that rounding scores creates); otherwise by
+    score (+ bias). A selected expert whose selection key is -inf (a -inf logit without an
+    activation, or an expert of a dropped group filling k) gets weight 0. Weights are ordered
+    as returned (float16 included); the last bits of a row's weights can depend on the SIMD
+    path and on whether the row shares a 16-row block with a row holding -inf, NaN or +inf.
 
     Raises:
         TypeError: unsupported dtype. ValueError: NaN or +inf logits, a softmax row with no
-        finite logit, ``k`` outside 1..E, ``temperature <= 0``, bad group settings or names.
+        finite logit, ``k`` outside 1..E, a temperature (or its reciprocal) not finite and
+        non-zero in the input's precision, bad group settings or names.
 
     Example:
         >>> w, i = softcore.top_k_gating(np.array([[1.0, 3.0, 2.0]]), 2)

@@ -37,10 +37,12 @@ def top_k_gating(
     lower id.
 
     Selection key: the logits when there is neither bias nor activation (softmax and sigmoid are
-    increasing, so this is the choice by score); act(logits) / tau with an activation; score +
-    bias with a bias, score being the softmax probability (softmax_topk), the scaled logit
-    (topk_softmax) or the sigmoid. Weights: softmax_topk takes the full-row softmax at the
-    selected experts (divided by their sum if renormalize; when the selected probabilities are
+    increasing, so this is the choice by score); act(logits) / tau with an activation; score
+    (+ bias) with a bias or with groups ranked by "sum_top2", score being the softmax
+    probability (softmax_topk), the scaled logit (topk_softmax) or the sigmoid. A selected
+    expert whose key is -inf (a -inf logit, or a dropped group's expert filling k) weighs 0.
+
+    Weights: softmax_topk takes the full-row softmax at the selected experts (divided by their sum if renormalize; when the selected probabilities are
     all 0 the weights stay 0), topk_softmax the softmax over the selected scaled logits, sigmoid
     the sigmoid (divided by the sum if renormalize and the sum is positive).
     """
@@ -54,9 +56,11 @@ def top_k_gating(
     elif activation == "tanh":
         x = np.tanh(x)
     x = x / temperature
+    mode = group_score or ("sum_top2" if score == "sigmoid" else "max")
+    by_score = bias is not None or (n_group > 1 and mode == "sum_top2")
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         lse = np.logaddexp.reduce(x, axis=-1, keepdims=True)
-        if bias is None:
+        if not by_score:
             keys = x0 if activation is None else x
         else:
             if score == "sigmoid":
@@ -65,11 +69,10 @@ def top_k_gating(
                 s = np.exp(x - lse)
             else:
                 s = x
-            keys = s + _f64(bias)
+            keys = s + (0.0 if bias is None else _f64(bias))
         keys = keys.copy()
         if n_group > 1:
             gs = keys.reshape(len(keys), n_group, ne // n_group)
-            mode = group_score or ("sum_top2" if score == "sigmoid" else "max")
             if mode == "max":
                 gscore = gs.max(-1)
             else:
@@ -80,16 +83,18 @@ def top_k_gating(
             gs[mask] = -np.inf
         idx = _stable_top(keys, k)
         xs = np.take_along_axis(x, idx, axis=-1)
+        # A selected key of -inf (a -inf logit, or a dropped group's expert filling k): weight 0.
+        live = np.take_along_axis(keys, idx, axis=-1) != -np.inf
         if score == "sigmoid":
-            w = _sigmoid(xs)
+            w = np.where(live, _sigmoid(xs), 0.0)
             if renormalize:
                 tot = w.sum(-1, keepdims=True)
                 w = np.where(tot > 0, w / np.where(tot > 0, tot, 1.0), w)
         elif order == "softmax_topk" and not renormalize:
-            w = np.exp(xs - lse)
+            w = np.where(live, np.exp(xs - lse), 0.0)
         else:
-            m = xs.max(-1, keepdims=True)
-            e = np.where(m == -np.inf, 0.0, np.exp(xs - m))
+            m = np.where(live, xs, -np.inf).max(-1, keepdims=True)
+            e = np.where(live & (m != -np.inf), np.exp(xs - m), 0.0)
             tot = e.sum(-1, keepdims=True)
             w = np.where(tot > 0, e / np.where(tot > 0, tot, 1.0), 0.0)
     # Order by weight descending, ties to the lower expert id.

@@ -24,7 +24,8 @@ def power_softmax(x, p=4, axis=-1, *, eps=0.0, where=None):
         m = np.max(a, axis=axis, keepdims=True) if x.shape[axis] else np.ones(())
         m = np.where(np.isnan(a).any(axis=axis, keepdims=True), np.nan, m)
         r = (xk / m) ** p
-        s = eps * (1.0 / m) ** p + np.sum(np.where(keep, r, 0.0), axis=axis, keepdims=True)
+        scaled_eps = eps * (1.0 / m) ** p if eps > 0 else 0.0  # (1/m)^p may overflow: 0 * inf
+        s = scaled_eps + np.sum(np.where(keep, r, 0.0), axis=axis, keepdims=True)
         y = r / s
         y = np.where(m == 0, 0.0 if eps > 0 else np.nan, y)  # all kept entries are 0
     kept_any = np.any(keep, axis=axis, keepdims=True)

@@ -253,6 +253,12 @@ pub fn soft_attention<E: GemmElem + Lanes>(
     let vs = v3
         .as_slice()
         .ok_or_else(|| Error::Invalid("internal: v layout".into()))?;
+    if n * dv == 0 && !(all_finite(qs) && all_finite(vs)) {
+        // No head runs (the output is empty), but bad input is still an error.
+        return Err(Error::Invalid(
+            "soft_attention: q or v contains NaN or infinity".into(),
+        ));
+    }
     let mut out = vec![E::ZERO; batch * n * dv];
     let results: Vec<Result<()>> = crate::threads::install(|| {
         out.par_chunks_mut((n * dv).max(1))

@@ -6,6 +6,21 @@ use crate::simd::Lanes;
 use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3};
 use rayon::prelude::*;
 
+/// A vector of n copies of v, or a ValueError instead of aborting when n elements cannot be
+/// allocated (an allocation failure is not a panic: it would end the Python process).
+fn alloc<T: Clone>(n: Option<usize>, v: T, what: &str) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    match n {
+        Some(n) if out.try_reserve_exact(n).is_ok() => {
+            out.resize(n, v);
+            Ok(out)
+        }
+        _ => Err(Error::Invalid(format!(
+            "{what}: the requested size is too large to allocate"
+        ))),
+    }
+}
+
 fn check_expert(i: i64, experts: usize, what: &str) -> Result<usize> {
     if i < 0 || i as usize >= experts {
         return Err(Error::Invalid(format!(
@@ -26,7 +41,7 @@ pub fn moe_dispatch(
 ) -> Result<(Array2<i64>, Array1<i64>)> {
     let (t, k) = indices.dim();
     let mut pos = Array2::from_elem((t, k), -1i64);
-    let mut counts = Array1::from_elem(experts, 0i64);
+    let mut counts = Array1::from_vec(alloc(Some(experts), 0i64, "moe_dispatch")?);
     for c in 0..k {
         for r in 0..t {
             let e = check_expert(indices[[r, c]], experts, "moe_dispatch")?;
@@ -55,7 +70,7 @@ fn slot_owners(
             got: positions.shape().to_vec(),
         });
     }
-    let mut owner = vec![None; experts * capacity];
+    let mut owner = alloc(experts.checked_mul(capacity), None, what)?;
     for ((r, c), &p) in positions.indexed_iter() {
         let e = check_expert(indices[[r, c]], experts, what)?;
         if p == -1 {
@@ -77,6 +92,45 @@ fn slot_owners(
     Ok(owner)
 }
 
+/// moe_combine's validation: every index and position in range, no slot claimed twice, by
+/// sorting the kept (expert, position) pairs (T k of them: expert_out may be huge or empty).
+fn check_slots(
+    indices: ArrayView2<'_, i64>,
+    positions: ArrayView2<'_, i64>,
+    experts: usize,
+    capacity: usize,
+) -> Result<()> {
+    let what = "moe_combine";
+    if positions.dim() != indices.dim() {
+        return Err(Error::Shape {
+            what: "positions",
+            expected: indices.shape().to_vec(),
+            got: positions.shape().to_vec(),
+        });
+    }
+    let mut kept = Vec::with_capacity(indices.len());
+    for (&i, &p) in indices.iter().zip(positions.iter()) {
+        let e = check_expert(i, experts, what)?;
+        if p == -1 {
+            continue;
+        }
+        if p < 0 || p as usize >= capacity {
+            return Err(Error::Invalid(format!(
+                "{what}: position {p} outside 0..{capacity} (or -1 for dropped)"
+            )));
+        }
+        kept.push((e, p));
+    }
+    kept.sort_unstable();
+    if let Some(w) = kept.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::Invalid(format!(
+            "{what}: expert {} position {} is assigned twice",
+            w[0].0, w[0].1
+        )));
+    }
+    Ok(())
+}
+
 /// Token vectors x (T, D) into expert buffers (E, C, D); empty slots are 0.
 pub fn moe_gather<E: Lanes>(
     x: ArrayView2<'_, E>,
@@ -94,7 +148,8 @@ pub fn moe_gather<E: Lanes>(
     }
     let owner = slot_owners(indices, positions, experts, capacity, "moe_gather")?;
     let xs = x.as_standard_layout();
-    let mut out = vec![E::ZERO; experts * capacity * d];
+    let size = experts.checked_mul(capacity).and_then(|n| n.checked_mul(d));
+    let mut out = alloc(size, E::ZERO, "moe_gather")?;
     if d > 0 {
         crate::threads::install(|| {
             out.par_chunks_mut(d)
@@ -125,8 +180,7 @@ pub fn moe_combine<E: Lanes>(
             got: weights.shape().to_vec(),
         });
     }
-    // Validates every index and position (and that no slot is claimed twice).
-    slot_owners(indices, positions, experts, capacity, "moe_combine")?;
+    check_slots(indices, positions, experts, capacity)?;
     let eo = expert_out.as_standard_layout();
     let es = eo
         .as_slice()

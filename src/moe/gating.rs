@@ -47,12 +47,6 @@ impl<E: Elem> Scratch<E> {
     }
 }
 
-/// e^x in double precision: the crate's exp on one lane, inlined into the caller's ISA.
-#[inline(always)]
-fn exp64(x: f64) -> f64 {
-    x.exp()
-}
-
 /// act(l) / tau in double precision (the weights' input).
 #[inline(always)]
 fn scaled(l: f64, act: Option<Activation>, tau: f64) -> f64 {
@@ -208,9 +202,12 @@ fn gate_row<E: Lanes, S: Simd<E = E>>(
         )));
     }
     let (tau, k) = (opts.temperature, opts.k);
-    let plain = bias.is_none() && opts.activation.is_none();
-    let need_lse =
-        softmax && opts.order == Order::SoftmaxTopk && (!opts.renormalize || bias.is_some());
+    let grouped = opts.n_group > 1;
+    // Selection by score (+ bias): with a bias, and for groups ranked by the sum of their top
+    // two (a sum of scores is not a sum of logits; max is, the scores being increasing).
+    let by_score = bias.is_some() || (grouped && opts.group_score == GroupScore::SumTop2);
+    let plain = !by_score && opts.activation.is_none();
+    let need_lse = softmax && opts.order == Order::SoftmaxTopk && (!opts.renormalize || by_score);
     // x = act(l) / tau, materialised only when the keys or the full-row logsumexp need it.
     let x_ready = !plain || (need_lse && tau != 1.0);
     if x_ready {
@@ -229,8 +226,7 @@ fn gate_row<E: Lanes, S: Simd<E = E>>(
     } else {
         0.0
     };
-    let grouped = opts.n_group > 1;
-    if let Some(b) = bias {
+    if by_score {
         match (opts.score, opts.order) {
             (Score::Sigmoid, _) => sigmoid_on::<S>(&sc.x, &mut sc.keys, E::ONE),
             (Score::Softmax, Order::SoftmaxTopk) => {
@@ -238,10 +234,12 @@ fn gate_row<E: Lanes, S: Simd<E = E>>(
             }
             (Score::Softmax, Order::TopkSoftmax) => sc.keys.copy_from_slice(&sc.x),
         }
-        sc.keys
-            .iter_mut()
-            .zip(b)
-            .for_each(|(kv, &bv)| *kv = *kv + bv);
+        if let Some(b) = bias {
+            sc.keys
+                .iter_mut()
+                .zip(b)
+                .for_each(|(kv, &bv)| *kv = *kv + bv);
+        }
     } else if grouped {
         sc.keys.copy_from_slice(if plain { row } else { &sc.x });
     }
@@ -251,7 +249,7 @@ fn gate_row<E: Lanes, S: Simd<E = E>>(
         limit_groups(&mut kb, opts, sc);
         sc.keys = kb;
     }
-    let keys: &[E] = if bias.is_some() || grouped {
+    let keys: &[E] = if by_score || grouped {
         &sc.keys
     } else if plain {
         row
@@ -263,29 +261,32 @@ fn gate_row<E: Lanes, S: Simd<E = E>>(
     }
     let ids = &mut sc.ids[..k];
     let w = &mut sc.w[..k];
+    // A selected key of -inf (a -inf logit, or an expert of a dropped group filling k) gets
+    // weight 0 and stays out of the normalisation.
+    let live = |s: usize| sc.vals[s] != E::NEG_INFINITY;
     for (wi, &i) in w.iter_mut().zip(ids.iter()) {
         *wi = scaled(row[i].to_f64(), opts.activation, tau);
     }
     // Softmax weights are e^(x_i - shift): shift = the row's logsumexp (softmax_topk, not
     // renormalised) or the selected max (softmax over the selected, or the renormalised
     // softmax_topk weights p_i / sum p_j = e^(x_i - m) / sum e^(x_j - m): the row's normaliser
-    // cancels). k double-precision exps, inlined (a libm call per weight
-    // measured 25-50 ns per row here; a vector exp on the k gathered values was slower still).
-    let m = w.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+    // cancels). k libm calls: a vector exp on the k gathered values measured slower.
+    let m = (0..k)
+        .filter(|&s| live(s))
+        .fold(f64::NEG_INFINITY, |a, s| a.max(w[s]));
     let shift = if need_lse && !opts.renormalize {
         lse
     } else {
         m
     };
-    for v in w.iter_mut() {
-        *v = if softmax {
-            exp64(*v - shift)
+    for (s, v) in w.iter_mut().enumerate() {
+        *v = if !live(s) || (softmax && shift == f64::NEG_INFINITY) {
+            0.0
+        } else if softmax {
+            f64::exp(*v - shift)
         } else {
-            1.0 / (1.0 + exp64(-*v))
+            1.0 / (1.0 + f64::exp(-*v))
         };
-    }
-    if softmax && shift == f64::NEG_INFINITY {
-        w.fill(0.0); // only bias can select nothing but -inf logits
     }
     // Softmax weights are normalised except softmax_topk's plain probabilities.
     let normalise = if softmax {
@@ -297,6 +298,8 @@ fn gate_row<E: Lanes, S: Simd<E = E>>(
     if normalise && s > 0.0 {
         w.iter_mut().for_each(|v| *v /= s);
     }
+    // Round to E first, then order: ties are judged on the weights returned.
+    w.iter_mut().for_each(|v| *v = E::from_f64(*v).to_f64());
     sort_by_weight(w, ids);
     for ((wo, io), (&wv, &iv)) in w_out
         .iter_mut()

@@ -31,6 +31,16 @@ pub fn top_k_gating<E: Lanes>(
 ) -> Result<(Array2<E>, Array2<i64>)> {
     let (t, e) = logits.dim();
     opts.validate(e)?;
+    let (tau, inv) = (
+        E::from_f64(opts.temperature),
+        E::from_f64(1.0 / opts.temperature),
+    );
+    if tau == E::ZERO || !tau.is_finite() || !inv.is_finite() {
+        return Err(Error::Invalid(format!(
+            "top_k_gating: temperature {} and its reciprocal must be finite and non-zero in the input's precision",
+            opts.temperature
+        )));
+    }
     let bias = match bias {
         Some(b) => {
             if b.len() != e {

@@ -1,13 +1,13 @@
 //! MoE routing bindings: top_k_gating, noisy_logits, moe_dispatch/gather/combine and the losses.
 
-use super::arrays::{as_rows, float_as, floats, int64s, read, two_d, Floats};
+use super::arrays::{as_rows, float_as, floats, int64s, numpy, read, two_d, Floats};
 use super::errors::compute;
 use crate::moe::{self, Activation, GateOptions, GroupScore, LoadBalance, Order, Score};
 use crate::simd::Lanes;
 use numpy::{Element, PyArray, PyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyAny, PyTuple};
+use pyo3::types::{PyAny, PyDict, PyTuple};
 
 fn value_err<T>(msg: String) -> PyResult<T> {
     Err(PyValueError::new_err(msg))
@@ -134,7 +134,20 @@ pub fn top_k_gating<'py>(
         Floats::F32(a) => gate::<f32>(py, a, bias, opts)?,
         Floats::F64(a) => gate::<f64>(py, a, bias, opts)?,
     };
-    Ok(PyTuple::new(py, [inp.half_back(w)?, i])?.into_any())
+    if !inp.half {
+        return Ok(PyTuple::new(py, [w, i])?.into_any());
+    }
+    // float16: weights that were distinct in float32 can round equal; order again on the
+    // values returned (weight descending, then id ascending).
+    let np = numpy(py)?;
+    let w16 = w.call_method1("astype", ("float16",))?;
+    let kw = PyDict::new(py);
+    kw.set_item("axis", -1)?;
+    let keys = (i.clone(), w16.call_method0("__neg__")?);
+    let order = np.call_method("lexsort", (keys,), Some(&kw))?;
+    let w16 = np.call_method1("take_along_axis", (w16, order.clone(), -1))?;
+    let i = np.call_method1("take_along_axis", (i, order, -1))?;
+    Ok(PyTuple::new(py, [w16, i])?.into_any())
 }
 
 fn noisy<'py, E: Lanes + Element>(
@@ -204,7 +217,19 @@ fn gather<'py, E: Lanes + Element>(
     let xv = two_d(rx.as_array(), f, "x", "(T, D)")?;
     let iv = two_d(ri.as_array(), f, "indices", "(T, k)")?;
     let pv = two_d(rp.as_array(), f, "positions", "(T, k)")?;
-    let e = experts.unwrap_or_else(|| iv.iter().max().map_or(0, |&m| (m.max(-1) + 1) as usize));
+    let e = match experts {
+        Some(e) => e,
+        None => match iv.iter().max() {
+            None => 0,
+            Some(&m) => m
+                .max(-1)
+                .checked_add(1)
+                .map(|v| v as usize)
+                .ok_or_else(|| {
+                    PyValueError::new_err(format!("{f}: expert index {m} is out of range"))
+                })?,
+        },
+    };
     let out = compute(py, xv.len(), || moe::moe_gather(xv, iv, pv, cap, e))?;
     Ok(PyArray::from_owned_array(py, out).into_any())
 }

@@ -30,7 +30,17 @@ fn block<E: Elem>(x: &[E], kept: Option<&[bool]>, y: &mut [E], n: usize, p: i32,
             }
         }
     }
-    let mut s: Vec<f64> = m.iter().map(|&mi| eps * (1.0 / mi).powi(p)).collect();
+    // eps / m^p (0 without eps: (1/m)^p may overflow, and 0 * inf is NaN).
+    let mut s: Vec<f64> = m
+        .iter()
+        .map(|&mi| {
+            if eps > 0.0 {
+                eps * (1.0 / mi).powi(p)
+            } else {
+                0.0
+            }
+        })
+        .collect();
     for j in 0..n {
         for i in 0..inner {
             let k = j * inner + i;

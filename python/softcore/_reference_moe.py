@@ -42,8 +42,9 @@ def top_k_gating(
     probability (softmax_topk), the scaled logit (topk_softmax) or the sigmoid. A selected
     expert whose key is -inf (a -inf logit, or a dropped group's expert filling k) weighs 0.
 
-    Weights: softmax_topk takes the full-row softmax at the selected experts (divided by their sum if renormalize; when the selected probabilities are
-    all 0 the weights stay 0), topk_softmax the softmax over the selected scaled logits, sigmoid
+    Weights: softmax_topk takes the full-row softmax at the selected experts (divided by their
+    sum if renormalize; when the selected probabilities are all 0 the weights stay 0),
+    topk_softmax the softmax over the selected scaled logits, sigmoid
     the sigmoid (divided by the sum if renormalize and the sum is positive).
     """
     x0 = _f64(logits)

@@ -1,13 +1,15 @@
-//! Top-k softmax/sigmoid gating for mixture-of-experts routers, one row (token) at a time:
-//! scores, optional group limiting, selection by one partial scan (no sort), weights in double
-//! precision, then the k results ordered by weight (ties to the lower expert id).
+//! Top-k softmax/sigmoid gating for mixture-of-experts routers. Plain configurations run 16
+//! rows at a time in vector lanes (`vertical`); the rest here, one row (token) at a time:
+//! scores, optional group limiting, selection without sorting (vector max rounds), weights in
+//! double precision, then the k results ordered by weight (ties to the lower expert id).
 //!
-//! Selection keys. Without `bias` and without an activation the experts are chosen by their
-//! logits: softmax and sigmoid are increasing, so this is the same choice as by score, minus
-//! the ties that rounding the scores would create. With an activation, by act(logits) / tau
-//! (saturation makes real ties). With `bias` (DeepSeek-V3's aux-loss-free balancing), by
-//! score + bias, where score is the softmax probability (softmax_topk), the scaled logit
-//! (topk_softmax) or the sigmoid; the bias never enters the weights.
+//! Selection keys. Without `bias`, activation or "sum_top2" groups the experts are chosen by
+//! their logits: softmax and sigmoid are increasing, so this is the same choice as by score,
+//! minus the ties that rounding the scores would create. With an activation, by
+//! act(logits) / tau (saturation makes real ties). With `bias` (DeepSeek-V3's aux-loss-free
+//! balancing) or groups ranked by their two best scores, by score (+ bias), where score is the
+//! softmax probability (softmax_topk), the scaled logit (topk_softmax) or the sigmoid; the bias
+//! never enters the weights.
 
 use super::options::{Activation, GateOptions, GroupScore, Order, Score};
 use super::topk::{scan_row, sort_by_weight, top_k, top_k_lanes};
@@ -17,7 +19,7 @@ use crate::simd::expmap::{exp_affine_on, sigmoid_on, tanh_on};
 use crate::simd::{Elem, Kernel, Lanes, Simd};
 use crate::softmax::logsumexp_on;
 
-/// Up to this k, selection by repeated vector max (`top_k_rounds`) beats the insertion scan.
+/// Up to this k, selection by vector max rounds (`top_k_lanes`) beats the insertion scan.
 const ROUNDS_MAX_K: usize = 16;
 
 /// Per-task buffers, allocated once per chunk of rows.

@@ -1,5 +1,6 @@
-//! Partial selection without sorting: the k largest keys of a row in one scan, largest first,
-//! ties to the lower index (deterministic, unlike an introselect such as `np.argpartition`).
+//! Partial selection without sorting: the k largest keys of a row (an insertion scan, and k
+//! vector max rounds on the SIMD path), largest first, ties to the lower index (deterministic,
+//! unlike an introselect such as `np.argpartition`).
 
 use crate::simd::{Elem, Simd};
 
@@ -7,7 +8,7 @@ use crate::simd::{Elem, Simd};
 /// order. The keys must not be NaN (the callers reject NaN input); -inf keys are selected only
 /// when fewer than k keys are larger. Cost: one comparison per key plus an insertion (at most k
 /// moves) for each key that enters, and a block of 16 keys below the current k-th is skipped
-/// after one vectorisable max.
+/// after one vectorisable "any key above the k-th" test.
 #[inline(always)]
 pub fn top_k<E: Elem>(keys: &[E], k: usize, ids: &mut [usize], vals: &mut [E]) {
     debug_assert!(k >= 1 && k <= keys.len() && ids.len() >= k && vals.len() >= k);

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::simd::Lanes;
-use crate::softmax::logsumexp_slice;
+use crate::softmax::logsumexp;
 use ndarray::{ArrayD, ArrayView2, ArrayViewD, Zip};
 
 /// Which choices count towards the dispatch fractions f_i of the load-balancing loss.
@@ -78,19 +78,16 @@ pub fn router_z_loss<E: Lanes>(logits: ArrayView2<'_, E>) -> Result<f64> {
             logits.shape()
         )));
     }
-    let x = logits.as_standard_layout();
+    // The softmax family's logsumexp (SIMD, threaded); NaN propagates, so a NaN row shows there.
+    let lse = logsumexp(logits.into_dyn(), -1, None)?;
     let mut sum = 0.0;
-    for (r, row) in x.rows().into_iter().enumerate() {
-        let row = row
-            .to_slice()
-            .ok_or_else(|| Error::Invalid("internal: layout".into()))?;
-        if row.iter().any(|v| v.is_nan()) {
+    for (r, z) in lse.iter().enumerate() {
+        if z.is_nan() {
             return Err(Error::Invalid(format!(
                 "router_z_loss: logits row {r} contains NaN"
             )));
         }
-        let z = logsumexp_slice(row);
-        sum += z * z;
+        sum += z.to_f64() * z.to_f64();
     }
     Ok(sum / t as f64)
 }

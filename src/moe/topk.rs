@@ -169,9 +169,10 @@ pub fn top_k_lanes<S: Simd>(keys: &[S::E], k: usize, ids: &mut [usize], vals: &m
     true
 }
 
-/// Sorts (weight, id) pairs by weight descending, then id ascending (insertion sort: k is small).
+/// Sorts (weight, id) pairs by weight descending, then id ascending (insertion sort: k is small;
+/// k - 1 comparisons when already sorted).
 #[inline(always)]
-pub fn sort_by_weight(w: &mut [f64], ids: &mut [usize]) {
+pub fn sort_by_weight<W: PartialOrd + Copy, I: PartialOrd + Copy>(w: &mut [W], ids: &mut [I]) {
     for i in 1..w.len() {
         let (wi, ii) = (w[i], ids[i]);
         let mut p = i;

@@ -10,6 +10,7 @@
 //! the lower expert id without an id comparison.
 
 use super::options::{GateOptions, Order, Score};
+use super::topk::sort_by_weight;
 use crate::simd::exp::exp;
 use crate::simd::{Elem, Simd};
 
@@ -115,23 +116,7 @@ pub fn gate_block<S: Simd, const K: usize>(
     // The vector exp need not be monotone to the last bit, and rounding can make different
     // logits' weights equal: restore (weight descending, id ascending) per row.
     for r in 0..lanes {
-        sort_row(&mut w[r * K..(r + 1) * K], &mut ids[r * K..(r + 1) * K]);
+        sort_by_weight(&mut w[r * K..(r + 1) * K], &mut ids[r * K..(r + 1) * K]);
     }
     true
-}
-
-/// Insertion sort by (weight descending, id ascending); k - 1 comparisons when already sorted.
-#[inline(always)]
-fn sort_row<E: Elem>(w: &mut [E], ids: &mut [i64]) {
-    for i in 1..w.len() {
-        let (wi, ii) = (w[i], ids[i]);
-        let mut p = i;
-        while p > 0 && (w[p - 1] < wi || (w[p - 1] == wi && ids[p - 1] > ii)) {
-            w[p] = w[p - 1];
-            ids[p] = ids[p - 1];
-            p -= 1;
-        }
-        w[p] = wi;
-        ids[p] = ii;
-    }
 }

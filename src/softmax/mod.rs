@@ -19,13 +19,8 @@ pub use power::power_softmax;
 use crate::error::{Error, Result};
 use crate::simd::Lanes;
 
-/// logsumexp of a contiguous slice on the active SIMD path, in double precision (-inf when
-/// empty or all -inf, +inf with a +inf entry, NaN with a NaN).
-pub fn logsumexp_slice<E: Lanes>(x: &[E]) -> f64 {
-    crate::simd::dispatch(crate::simd::active(), rows::LseOne { x })
-}
-
-/// `logsumexp_slice` on ISA S, for callers already inside a dispatched kernel.
+/// logsumexp of a contiguous slice on ISA S, in double precision (-inf when empty or all -inf,
+/// +inf with a +inf entry, NaN with a NaN), for callers already inside a dispatched kernel.
 #[inline(always)]
 pub(crate) fn logsumexp_on<S: crate::simd::Simd>(x: &[S::E]) -> f64
 where

@@ -176,16 +176,3 @@ impl<E: Lanes> Kernel<E> for ChunkWrite<'_, E> {
         }
     }
 }
-
-/// logsumexp of one contiguous slice, in double precision.
-pub struct LseOne<'a, E> {
-    pub x: &'a [E],
-}
-
-impl<E: Lanes> Kernel<E> for LseOne<'_, E> {
-    type Output = f64;
-    #[inline(always)]
-    fn run<S: Simd<E = E>>(self) -> f64 {
-        logsumexp_row::<S>(self.x)
-    }
-}

@@ -2,5 +2,8 @@
 //! landmarks and a Newton–Schulz pseudo-inverse).
 
 pub mod soft;
+mod soft_blocks;
+mod soft_head;
 
 pub use soft::{soft_attention, SoftOptions};
+pub use soft_head::soft_head;

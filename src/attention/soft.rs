@@ -15,11 +15,12 @@
 //! Squared distances come from one GEMM (||x||^2 + ||y||^2 - 2 x.y) and are clamped at 0
 //! before the exponential, which runs on the SIMD path.
 
+use super::soft_head::soft_head;
 use crate::error::{Error, Result};
-use crate::linalg::{gemm, matmul, pinv, GemmElem, PinvOptions};
+use crate::linalg::{matmul, GemmElem, PinvOptions};
 use crate::simd::exp::{exp_with, ExpPoly};
 use crate::simd::{self, all_finite, dispatch, Kernel, Lanes, Simd};
-use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Axis, IxDyn};
 use rayon::prelude::*;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -117,64 +118,84 @@ pub fn gaussian_kernel<E: GemmElem + Lanes>(
 }
 
 /// Segment means of q's rows: segment i covers rows floor(i n / l) .. floor((i + 1) n / l).
-pub fn segment_means<E: GemmElem>(q: ArrayView2<'_, E>, l: usize) -> Array2<E> {
-    let n = q.nrows();
-    let mut out = Array2::from_elem((l, q.ncols()), E::ZERO);
-    for i in 0..l {
-        let (lo, hi) = (i * n / l, (i + 1) * n / l);
-        let seg = q.slice(s![lo..hi, ..]);
-        let inv = E::from_f64(1.0 / (hi - lo) as f64);
-        for (o, c) in out.row_mut(i).iter_mut().zip(seg.axis_iter(Axis(1))) {
-            *o = c.iter().fold(E::ZERO, |acc, &v| acc + v) * inv;
-        }
+pub fn segment_means<E: GemmElem + Lanes>(q: ArrayView2<'_, E>, l: usize) -> Array2<E> {
+    let d = q.ncols();
+    let q = q.as_standard_layout();
+    let rows = q.as_slice().unwrap_or(&[]);
+    Array2::from_shape_vec((l, d), segment_means_rows(rows, d, l)).unwrap_or_default()
+}
+
+/// `segment_means` of n = rows.len() / d contiguous rows of d elements, as l x d row-major.
+pub(crate) fn segment_means_rows<E: GemmElem + Lanes>(rows: &[E], d: usize, l: usize) -> Vec<E> {
+    let mut out = vec![E::ZERO; l * d];
+    if d > 0 {
+        dispatch(
+            simd::active(),
+            SegmentSums {
+                rows,
+                d,
+                out: &mut out,
+            },
+        );
     }
     out
 }
 
-/// SOFT attention for one head: q (n x d), v (n x dv), landmarks (l x d); out (n x dv).
-pub fn soft_head<E: GemmElem + Lanes>(
-    q: ArrayView2<'_, E>,
-    v: ArrayView2<'_, E>,
-    lm: ArrayView2<'_, E>,
-    opts: &SoftOptions,
-    mut out: ArrayViewMut2<'_, E>,
-) -> Result<()> {
-    let kql = gaussian_kernel(q, lm)?; // n x l
-                                       // K(L, L) is symmetric in exact arithmetic; make it so in floating point too, so `pinv`
-                                       // recognises it as SPD and takes the faster start.
-    let mut kll = gaussian_kernel(lm, lm)?; // l x l
-    let half = E::from_f64(0.5);
-    for i in 0..kll.nrows() {
-        for j in 0..i {
-            let x = (kll[[i, j]] + kll[[j, i]]) * half;
-            kll[[i, j]] = x;
-            kll[[j, i]] = x;
+/// Column means of each segment, a vector of columns at a time, with two accumulators (even
+/// and odd rows) so consecutive adds do not wait on each other.
+struct SegmentSums<'a, E> {
+    rows: &'a [E],
+    d: usize,
+    out: &'a mut [E],
+}
+
+impl<E: Lanes> Kernel<E> for SegmentSums<'_, E> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd<E = E>>(self) {
+        let (d, w) = (self.d, S::LANES);
+        let n = self.rows.len() / d;
+        let l = self.out.len() / d;
+        let zero = S::splat(E::ZERO);
+        for (i, acc) in self.out.chunks_exact_mut(d).enumerate() {
+            let (lo, hi) = (i * n / l, (i + 1) * n / l);
+            let inv = S::splat(E::from_f64(1.0 / (hi - lo) as f64));
+            let seg = &self.rows[lo * d..hi * d];
+            for c0 in (0..d).step_by(w) {
+                let cols = w.min(d - c0);
+                let load = |r: usize| {
+                    // SAFETY: row r < hi - lo of the segment has d >= c0 + cols elements.
+                    unsafe {
+                        let p = seg.as_ptr().add(r * d + c0);
+                        if cols == w {
+                            S::load(p)
+                        } else {
+                            S::load_partial(p, cols, E::ZERO)
+                        }
+                    }
+                };
+                let (mut even, mut odd) = (zero, zero);
+                let mut r = 0;
+                while r + 1 < hi - lo {
+                    even = S::add(even, load(r));
+                    odd = S::add(odd, load(r + 1));
+                    r += 2;
+                }
+                if r < hi - lo {
+                    even = S::add(even, load(r));
+                }
+                let mean = S::mul(S::add(even, odd), inv);
+                // SAFETY: acc has d >= c0 + cols elements.
+                unsafe {
+                    if cols == w {
+                        S::store(acc.as_mut_ptr().add(c0), mean);
+                    } else {
+                        S::store_partial(acc.as_mut_ptr().add(c0), cols, mean);
+                    }
+                }
+            }
         }
     }
-    let (p, _) = pinv(kll.view(), &opts.pinv)?;
-    let mut kv = matmul(kql.t(), v)?; // l x dv: K(L, q) v
-    if opts.normalize {
-        let d: Vec<E> = kll
-            .rows()
-            .into_iter()
-            .map(|r| r.iter().fold(E::ZERO, |a, &x| a + x))
-            .collect();
-        let dinv: Vec<E> = d
-            .iter()
-            .map(|&x| E::from_f64(1.0 / x.to_f64().sqrt()))
-            .collect();
-        for (mut row, &s) in kv.rows_mut().into_iter().zip(&dinv) {
-            row.mapv_inplace(|x| x * s);
-        }
-        let mut pkv = matmul(p.view(), kv.view())?;
-        for (mut row, &s) in pkv.rows_mut().into_iter().zip(&dinv) {
-            row.mapv_inplace(|x| x * s);
-        }
-        kv = pkv;
-    } else {
-        kv = matmul(p.view(), kv.view())?;
-    }
-    gemm(E::ZERO, out.view_mut(), E::ONE, kql.view(), kv.view())
 }
 
 /// Batched SOFT attention: q (..., n, d), v (..., n, dv), landmarks (..., l, d) or (l, d) shared
@@ -259,45 +280,44 @@ pub fn soft_attention<E: GemmElem + Lanes>(
             "soft_attention: q or v contains NaN or infinity".into(),
         ));
     }
-    let mut out = vec![E::ZERO; batch * n * dv];
+    // Every element is written by its head before `set_len` (or the vector is dropped unread).
+    let len = batch * n * dv;
+    let mut out: Vec<E> = Vec::new();
+    out.try_reserve_exact(len)
+        .map_err(|_| Error::Invalid(format!("soft_attention: cannot allocate {len} outputs")))?;
     let results: Vec<Result<()>> = crate::threads::install(|| {
-        out.par_chunks_mut((n * dv).max(1))
+        out.spare_capacity_mut()[..len]
+            .par_chunks_mut((n * dv).max(1))
             .enumerate()
-            .map(|(b, ob)| {
-                let (qb, vb) = (q3.index_axis(Axis(0), b), v3.index_axis(Axis(0), b));
-                // Checked per head, inside the parallel region, over contiguous slices.
-                let finite = all_finite(&qs[b * n * d..(b + 1) * n * d])
-                    && all_finite(&vs[b * n * dv..(b + 1) * n * dv]);
-                if !finite {
-                    return Err(Error::Invalid(
-                        "soft_attention: q or v contains NaN or infinity".into(),
-                    ));
-                }
+            // One K^T scratch buffer per worker split, reused across its heads.
+            .map_init(Vec::new, |scratch, (b, ob)| {
+                // Non-finite q or v is detected inside the head (see `soft_head`).
                 if n == 0 {
                     return Ok(());
                 }
-                let ob = ArrayViewMut2::from_shape((n, dv), ob)
-                    .map_err(|e| Error::Invalid(e.to_string()))?;
+                let shape = |l: usize| (n, d, dv, l);
+                let (qh, vh) = (&qs[b * n * d..][..n * d], &vs[b * n * dv..][..n * dv]);
                 match &lm3 {
-                    Some(l) => soft_head(
-                        qb,
-                        vb,
-                        l.index_axis(Axis(0), if l.shape()[0] == 1 { 0 } else { b }),
-                        opts,
-                        ob,
-                    ),
-                    None => soft_head(
-                        qb,
-                        vb,
-                        segment_means(qb, opts.num_landmarks.min(n)).view(),
-                        opts,
-                        ob,
-                    ),
+                    Some(l) => {
+                        let lb = l.index_axis(Axis(0), if l.shape()[0] == 1 { 0 } else { b });
+                        let lm = lb
+                            .as_slice()
+                            .ok_or_else(|| Error::Invalid("internal: landmark layout".into()))?;
+                        soft_head(qh, vh, lm, shape(lb.nrows()), opts, ob, scratch)
+                    }
+                    None => {
+                        let l = opts.num_landmarks.min(n);
+                        let lm = segment_means_rows(qh, d, l);
+                        soft_head(qh, vh, &lm, shape(l), opts, ob, scratch)
+                    }
                 }
             })
             .collect()
     });
     results.into_iter().collect::<Result<()>>()?;
+    // SAFETY: every head succeeded, so all `len` elements were written (`soft_head` writes its
+    // whole n x dv block; heads with n = 0 have none).
+    unsafe { out.set_len(len) };
     let mut shape = q.shape().to_vec();
     shape[nd - 1] = dv;
     ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| Error::Invalid(e.to_string()))

@@ -189,6 +189,10 @@ impl Simd for Avx2F32 {
         unsafe { _mm256_blendv_ps(fill, a, _mm256_cmp_ps::<_CMP_LT_OQ>(a, t)) }
     }
     #[inline(always)]
+    unsafe fn transpose(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+        unsafe { super::transpose::transpose8(src, ss, dst, ds) }
+    }
+    #[inline(always)]
     fn to_lanes(v: __m256, out: &mut [f32]) {
         assert!(out.len() >= 8);
         unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) }

@@ -124,6 +124,10 @@ impl Simd for Avx512F32 {
         unsafe { _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, t), fill, a) }
     }
     #[inline(always)]
+    unsafe fn transpose(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+        unsafe { super::transpose::transpose16(src, ss, dst, ds) }
+    }
+    #[inline(always)]
     fn to_lanes(v: __m512, out: &mut [f32]) {
         assert!(out.len() >= 16);
         unsafe { _mm512_storeu_ps(out.as_mut_ptr(), v) }

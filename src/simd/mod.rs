@@ -19,6 +19,8 @@ mod tests;
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod transpose;
 
 pub use dispatch::Lanes;
 pub(crate) use dispatch::{dispatch, Kernel};

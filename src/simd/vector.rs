@@ -134,6 +134,21 @@ pub trait Simd: Copy + Send + Sync + 'static {
     unsafe fn load_strided(p: *const Self::E, stride: usize) -> Self::V;
     /// Writes the lanes to `out[..LANES]`.
     fn to_lanes(v: Self::V, out: &mut [Self::E]);
+    /// Transposes a LANES x LANES block: dst[c * ds + r] = src[r * ss + c]. Portable default:
+    /// element by element (wide f32 paths override it with a shuffle network).
+    ///
+    /// # Safety
+    /// Rows r < LANES of LANES elements at `src + r ss` must be readable, at `dst + r ds`
+    /// writable, and the two blocks must not overlap.
+    #[inline(always)]
+    unsafe fn transpose(src: *const Self::E, ss: usize, dst: *mut Self::E, ds: usize) {
+        for r in 0..Self::LANES {
+            for c in 0..Self::LANES {
+                // SAFETY: forwarded from the caller.
+                unsafe { *dst.add(c * ds + r) = *src.add(r * ss + c) };
+            }
+        }
+    }
 }
 
 impl Elem for f32 {

@@ -1,0 +1,42 @@
+//! Runs SOFT attention (8 heads, n=4096, d=32, 49 segment-mean landmarks, f32, one thread) in a
+//! loop for a profiler: `cargo run --release --example soft_profile`.
+use ndarray::Array3;
+use softcore::attention::{soft_attention, SoftOptions};
+use softcore::linalg::PinvOptions;
+use std::time::Instant;
+
+fn main() {
+    softcore::threads::set_num_threads(1).expect("threads");
+    let (h, n, d) = (8usize, 4096usize, 32usize);
+    let mut s = 0x1234_5678u64;
+    let mut rnd = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        ((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) as f32
+    };
+    let q = Array3::from_shape_fn((h, n, d), |_| rnd() * 0.8);
+    let v = Array3::from_shape_fn((h, n, d), |_| rnd());
+    let opts = SoftOptions {
+        num_landmarks: 49,
+        pinv: PinvOptions::default(),
+        normalize: false,
+    };
+    let reps: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200);
+    let mut best = f64::MAX;
+    for _ in 0..reps {
+        let t = Instant::now();
+        let out =
+            soft_attention(q.view().into_dyn(), v.view().into_dyn(), None, &opts).expect("soft");
+        best = best.min(t.elapsed().as_secs_f64());
+        std::hint::black_box(out);
+    }
+    println!(
+        "best {:.3} ms per call ({:.3} ms per head)",
+        best * 1e3,
+        best * 1e3 / h as f64
+    );
+}

@@ -290,7 +290,7 @@ pub fn soft_head<E: GemmElem + Lanes>(
         return Err(non_finite());
     }
     // K(L, L) by the same kernel (it is symmetric in exact arithmetic; averaging makes it so in
-    // floating point too, so `pinv` recognises it as SPD and takes the Cholesky start).
+    // floating point too, so `pinv` recognises it as SPD and takes the direct start).
     let mut klt = Vec::new();
     let kl = dispatch(
         isa,

@@ -1,9 +1,9 @@
 //! Dense linear algebra: the one GEMM entry point and the Newton–Schulz pseudo-inverse.
 
 mod batch;
-mod cholesky;
 mod gemm;
 pub mod newton_schulz;
+mod spd_inverse;
 
 pub use batch::{pinv_backward_batch, pinv_batch};
 pub use gemm::{gemm, matmul, GemmElem};

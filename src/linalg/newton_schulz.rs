@@ -14,8 +14,8 @@
 //! 1e-3 shows the quadratic phase has begun; before it, steps rise while V doubles) stop too and
 //! the iterate with the smallest step is kept.
 
-use super::cholesky::{cholesky, inverse_from_cholesky};
 use super::gemm::{gemm, matmul, GemmElem};
+use super::spd_inverse::spd_inverse;
 use crate::error::{Error, Result};
 use crate::simd::Elem;
 use ndarray::{Array2, ArrayView2, Axis};
@@ -204,15 +204,15 @@ pub fn pinv<E: GemmElem>(
         // A fixed count follows SOFT's iterates exactly, from SOFT's start.
         return iterate(&a, general_start(), opts, opts.iters);
     }
-    let Some(l) = cholesky(a.view()) else {
+    let Some(v0) = spd_inverse(a.view()) else {
         return iterate(&a, general_start(), opts, None);
     };
-    // SPD: start from the Cholesky inverse; the step test then accepts it after one or two
+    // SPD: start from the direct inverse; the step test then accepts it after one or two
     // steps. If rounding in E leaves it outside the region of quadratic convergence (condition
     // numbers near 1/eps), restart from V0 = I / ||A||_inf, which puts A V0's eigenvalues
     // lambda / ||A||_inf in (0, 1] (the norm bounds the spectral radius): log2(cond) doublings
     // instead of the log2(cond^2) that A V0 = A^2 / (||A||_1 ||A||_inf) needs.
-    let (v, info) = iterate(&a, inverse_from_cholesky(&l, n)?, opts, Some(DIRECT_MAX))?;
+    let (v, info) = iterate(&a, v0, opts, Some(DIRECT_MAX))?;
     if info.converged || info.step < DIRECT_ACCEPT {
         // Converged, or settled at the rounding floor (about cond * eps, above `tol` for
         // condition numbers beyond ~1e3 in f32), where any start ends up.
@@ -227,11 +227,11 @@ pub fn pinv<E: GemmElem>(
     Ok((v, info2))
 }
 
-/// Steps allowed from the Cholesky start before falling back: from a residual ||I - A V0|| of
+/// Steps allowed from the direct start before falling back: from a residual ||I - A V0|| of
 /// 0.5 quadratic convergence reaches f64 rounding in six.
 const DIRECT_MAX: usize = 6;
 
-/// A step below this from the Cholesky start means ||I - A V|| < 1: the iteration converges
+/// A step below this from the direct start means ||I - A V|| < 1: the iteration converges
 /// from there (to the rounding floor); above it, the start was too inaccurate.
 const DIRECT_ACCEPT: f64 = 0.1;
 
@@ -256,7 +256,7 @@ fn iterate<E: GemmElem>(
     let mut next = Array2::from_elem((n, m), E::ZERO);
     let tol = opts.tol.unwrap_or_else(default_tol::<E>);
     let exact = opts.iters.is_some();
-    // Started from the Cholesky inverse (see `pinv`).
+    // Started from the direct inverse (see `pinv`).
     let direct = !exact && fixed == Some(DIRECT_MAX);
     let cap = fixed.unwrap_or(MAX_ITERS);
     let mut info = PinvInfo {
@@ -279,7 +279,7 @@ fn iterate<E: GemmElem>(
     for k in 1..=cap {
         let (st, v_norm) = step(a, &v, &mut next, &mut wk, opts.order, left)?;
         if direct && k >= 2 && st.is_finite() && st > 0.5 * info.step {
-            // From the Cholesky start steps shrink quadratically until rounding stops them:
+            // From the direct start steps shrink quadratically until rounding stops them:
             // no longer halving means the floor; keep the better of the last two iterates.
             if st < info.step {
                 std::mem::swap(&mut v, &mut next);

@@ -9,6 +9,9 @@ from softcore import reference as ref
 from softcore._bench import best_of as best
 
 
+ROUNDS = 5
+
+
 def kernel(x, y):
     sq = (
         (x * x).sum(-1)[..., :, None]
@@ -26,9 +29,13 @@ def numpy_soft(q, v, lm):
 
 
 def report(name, q, v, lm):
-    ts = best(lambda: softcore.soft_attention(q, v, lm, num_landmarks=49))
     lmn = ref.segment_means(q, 49).astype(q.dtype) if lm is None else lm
-    tn = best(lambda: numpy_soft(q, v, lmn))
+    # Alternating rounds, best of each: this VM's speed drifts within seconds, and both sides
+    # should see the same drift.
+    ts = tn = float("inf")
+    for _ in range(ROUNDS):
+        ts = min(ts, best(lambda: softcore.soft_attention(q, v, lm, num_landmarks=49)))
+        tn = min(tn, best(lambda: numpy_soft(q, v, lmn)))
     want = numpy_soft(q.astype(np.float64), v.astype(np.float64), lmn.astype(np.float64))
     got = softcore.soft_attention(q, v, lm, num_landmarks=49)
     err = np.linalg.norm(got - want) / np.linalg.norm(want)

@@ -67,3 +67,83 @@ def test_soft_errors():
     with pytest.raises(ValueError, match="NaN"):
         softcore.soft_attention(bad, q)
     assert softcore.soft_attention(np.zeros((0, 4)), np.zeros((0, 2))).shape == (0, 2)
+
+
+# Sizes around the kernel's blocks: tiles of 3 vectors of tokens (48 f32 / 24 f64 on AVX-512,
+# 32 / 16 on AVX2), landmark blocks of 7 (3), column blocks of 2 vectors, expansion blocks of 12
+# (6) tokens, transposes of LANES x LANES.
+EDGE_N = [1, 2, 5, 6, 7, 8, 11, 12, 13, 15, 16, 17, 23, 24, 25, 31, 32, 33, 47, 48, 49, 97, 130]
+EDGE_D = [1, 3, 4, 7, 8, 9, 15, 16, 17, 32, 33]
+EDGE_DV = [1, 4, 7, 8, 9, 15, 16, 17, 31, 32, 33, 48, 65]
+EDGE_L = [1, 2, 3, 4, 6, 7, 8, 13, 14, 15, 21, 22, 49, 50]
+
+
+@given(
+    st.sampled_from(EDGE_N),
+    st.sampled_from(EDGE_D),
+    st.sampled_from(EDGE_DV),
+    st.sampled_from(EDGE_L),
+    st.sampled_from([np.float32, np.float64]),
+    st.booleans(),
+    st.integers(0, 2**31),
+)
+def test_soft_block_edges(n, d, dv, l, dtype, normalize, seed):
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((n, d)) * 0.5
+    v = rng.standard_normal((n, dv))
+    lm = rng.standard_normal((l, d)) * 0.5
+    # A ridge keeps K(L, L) well conditioned whatever the draw (the kernel is under test here,
+    # not the pseudo-inverse of near-singular matrices).
+    want = ref.soft_attention(q, v, lm, ridge=0.1, normalize=normalize)
+    got = softcore.soft_attention(
+        q.astype(dtype), v.astype(dtype), lm.astype(dtype), ridge=0.1, normalize=normalize
+    )
+    assert got.shape == (n, dv) and got.dtype == dtype
+    assert rel(got, want) < (2e-4 if dtype == np.float32 else 1e-9)
+
+
+@pytest.mark.parametrize("where", ["q", "v"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("pos", [(0, 0), (48, 31), (96, 5), (99, 0), (99, 31)])
+def test_soft_non_finite_anywhere(where, value, pos):
+    # The kernel detects bad input from row norms (q) and from K^T v (v), not a separate scan:
+    # every position, including the last token of a partial tile, must still be caught.
+    rng = np.random.default_rng(2)
+    for dtype in (np.float32, np.float64):
+        q = (rng.standard_normal((100, 32)) * 0.3).astype(dtype)
+        v = rng.standard_normal((100, 32)).astype(dtype)
+        (q if where == "q" else v)[pos] = value
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            softcore.soft_attention(q, v, num_landmarks=7)
+
+
+def test_soft_far_values_are_not_errors():
+    # Finite but large inputs: the kernel underflows to 0 (no false "NaN" error), v of 1e30
+    # stays finite through K^T v.
+    q = np.zeros((50, 4))
+    q[10] = 1e3
+    v = np.full((50, 3), 1e30)
+    out = softcore.soft_attention(q, v, landmarks=np.zeros((2, 4)), ridge=0.1)
+    assert np.isfinite(out).all()
+
+
+def test_soft_layouts_and_threads():
+    rng = np.random.default_rng(3)
+    q = rng.standard_normal((3, 130, 33)).astype(np.float32) * 0.4
+    v = rng.standard_normal((3, 130, 17)).astype(np.float32)
+    want = softcore.soft_attention(q, v, num_landmarks=9)
+    qf = np.asfortranarray(q)
+    vr = np.ascontiguousarray(v[:, ::-1])[:, ::-1]  # negative strides
+    np.testing.assert_array_equal(softcore.soft_attention(qf, vr, num_landmarks=9), want)
+    wide = np.zeros((3, 260, 66), np.float32)
+    wide[:, ::2, ::2] = q
+    np.testing.assert_array_equal(
+        softcore.soft_attention(wide[:, ::2, ::2], v, num_landmarks=9), want
+    )
+    before = softcore.get_num_threads()
+    try:
+        for t in (1, 2, 3):
+            softcore.set_num_threads(t)
+            np.testing.assert_array_equal(softcore.soft_attention(q, v, num_landmarks=9), want)
+    finally:
+        softcore.set_num_threads(before)

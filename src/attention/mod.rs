@@ -4,6 +4,9 @@
 pub mod soft;
 mod soft_blocks;
 mod soft_head;
+mod soft_project;
+#[cfg(test)]
+mod soft_tests;
 
 pub use soft::{soft_attention, SoftOptions};
 pub use soft_head::soft_head;

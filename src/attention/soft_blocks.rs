@@ -8,7 +8,7 @@
 //! accumulators plus the TV (or CV) operand vectors and one broadcast must fit, and there must be
 //! more than latency x ports = 8 independent accumulators to keep both FMA pipes busy.
 
-use crate::simd::exp::{exp_with, ExpPoly};
+use crate::simd::exp::{exp_nonpositive_with, ExpPoly};
 use crate::simd::{Elem, Simd};
 
 /// Whether this ISA has 32 vector registers (64-byte vectors: AVX-512).
@@ -71,9 +71,16 @@ pub(super) unsafe fn gauss_block<S: Simd, const JB: usize, const TV: usize>(
 ) {
     let w = S::LANES;
     let zero = S::splat(S::E::ZERO);
+    // The sums start at -(a + b), so the epilogue needs no subtractions.
     let mut acc = [[zero; TV]; JB];
     // SAFETY (whole body): the caller guarantees every offset below is inside its buffer.
     unsafe {
+        for (j, row) in acc.iter_mut().enumerate() {
+            let bj = S::splat(*b.add(j));
+            for t in 0..TV {
+                row[t] = S::sub(S::sub(zero, a[t]), bj);
+            }
+        }
         for k in 0..d {
             let mut x = [zero; TV];
             for (t, xt) in x.iter_mut().enumerate() {
@@ -87,10 +94,9 @@ pub(super) unsafe fn gauss_block<S: Simd, const JB: usize, const TV: usize>(
             }
         }
         for (j, row) in acc.iter().enumerate() {
-            let bj = S::splat(*b.add(j));
-            for t in 0..TV {
-                let e = S::min(zero, S::sub(S::sub(row[t], a[t]), bj));
-                S::store(out.add(j * ldk + t * w), exp_with::<S>(e, poly));
+            for (t, &r) in row.iter().enumerate() {
+                let e = exp_nonpositive_with::<S>(S::min(zero, r), poly);
+                S::store(out.add(j * ldk + t * w), e);
             }
         }
     }

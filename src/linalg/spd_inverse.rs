@@ -174,7 +174,8 @@ mod tests {
 
     #[test]
     fn inverse_of_spd_matrices() {
-        for n in [1usize, 2, 7, 8, 9, 17, 49] {
+        // Rows of 1..8 vectors (the unrolled paths) and longer (the loop), with padding.
+        for n in [1usize, 2, 7, 8, 9, 17, 49, 56, 57, 63, 64, 65, 100] {
             // A = B B^T + n I is SPD and exactly symmetric.
             let b = Array2::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
             let mut a = b.dot(&b.t());

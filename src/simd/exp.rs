@@ -86,6 +86,14 @@ pub fn exp_with<S: Simd>(x: S::V, poly: &ExpPoly<S>) -> S::V {
 
 /// e^x with IEEE behaviour at the edges: +inf above the overflow threshold, gradual underflow to
 /// +0, e^-inf = 0, e^+inf = inf, NaN propagates.
+/// `exp_with` for x <= 0 (or NaN): no overflow clamp.
+#[inline(always)]
+pub fn exp_nonpositive_with<S: Simd>(x: S::V, poly: &ExpPoly<S>) -> S::V {
+    let x = S::max(S::splat(S::E::EXP_UNDERFLOW), x);
+    let n = round_log2e::<S>(x);
+    S::ldexp(poly.eval(S::reduce_ln2(x, n)), n)
+}
+
 #[inline(always)]
 pub fn exp<S: Simd>(x: S::V) -> S::V {
     // Clamp with x as the second operand so a NaN x survives both.

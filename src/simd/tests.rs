@@ -260,3 +260,56 @@ fn partial_access_stays_in_bounds() {
         }
     }
 }
+
+/// Transposes a LANES x LANES block at strides (ss, ds) with the ISA's `transpose`.
+struct TransposeBlock<'a, E> {
+    src: &'a [E],
+    ss: usize,
+    dst: &'a mut [E],
+    ds: usize,
+}
+
+impl<E: Lanes> Kernel<E> for TransposeBlock<'_, E> {
+    type Output = usize;
+    #[inline(always)]
+    fn run<S: Simd<E = E>>(self) -> usize {
+        let w = S::LANES;
+        assert!(self.src.len() >= (w - 1) * self.ss + w && self.dst.len() >= (w - 1) * self.ds + w);
+        // SAFETY: the assert above covers every row of both blocks.
+        unsafe { S::transpose(self.src.as_ptr(), self.ss, self.dst.as_mut_ptr(), self.ds) };
+        w
+    }
+}
+
+fn transpose_on<E: Lanes>() {
+    for isa in Isa::supported() {
+        for (ss, ds) in [(16usize, 16usize), (17, 33), (40, 21)] {
+            let src: Vec<E> = (0..16 * ss).map(|i| E::from_f64(i as f64)).collect();
+            let mut dst = vec![E::from_f64(-1.0); 16 * ds];
+            let w = dispatch(
+                isa,
+                TransposeBlock {
+                    src: &src,
+                    ss,
+                    dst: &mut dst,
+                    ds,
+                },
+            );
+            for r in 0..w {
+                for c in 0..w {
+                    assert_eq!(dst[c * ds + r], src[r * ss + c], "{isa:?} ({r},{c})");
+                }
+                // Nothing past the block's rows is written.
+                assert!(dst[r * ds + w..(r + 1) * ds]
+                    .iter()
+                    .all(|&x| x == E::from_f64(-1.0)));
+            }
+        }
+    }
+}
+
+#[test]
+fn transpose_matches_definition() {
+    transpose_on::<f32>();
+    transpose_on::<f64>();
+}

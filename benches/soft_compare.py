@@ -8,7 +8,6 @@ import softcore
 from softcore import reference as ref
 from softcore._bench import best_of as best
 
-
 ROUNDS = 5
 
 

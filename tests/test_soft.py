@@ -87,11 +87,11 @@ EDGE_L = [1, 2, 3, 4, 6, 7, 8, 13, 14, 15, 21, 22, 49, 50]
     st.booleans(),
     st.integers(0, 2**31),
 )
-def test_soft_block_edges(n, d, dv, l, dtype, normalize, seed):
+def test_soft_block_edges(n, d, dv, nl, dtype, normalize, seed):
     rng = np.random.default_rng(seed)
     q = rng.standard_normal((n, d)) * 0.5
     v = rng.standard_normal((n, dv))
-    lm = rng.standard_normal((l, d)) * 0.5
+    lm = rng.standard_normal((nl, d)) * 0.5
     # A ridge keeps K(L, L) well conditioned whatever the draw (the kernel is under test here,
     # not the pseudo-inverse of near-singular matrices).
     want = ref.soft_attention(q, v, lm, ridge=0.1, normalize=normalize)

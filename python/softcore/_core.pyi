@@ -175,7 +175,7 @@ def pinv(
     Each matrix starts from ``V0 = a^T / (||a||_1 ||a||_inf)`` (its own scale, never the
     batch's) and iterates on the smaller Gram side. With ``iters=None``, an exactly symmetric
     positive definite matrix (such as SOFT's ``K(L, L)``) instead starts from the inverse given
-    by a float64 Cholesky factorisation; the iteration then usually accepts it after one step
+    by float64 Gauss–Jordan elimination; the iteration then usually accepts it after one step
     (restarting from ``I / ||a||_inf`` if rounding put it outside the region of convergence).
     Iterates are never allowed to grow past ``1 / (eps ||a||_F)`` (inverting rounding noise).
 

@@ -12,9 +12,11 @@
 //! out = K(q, L) D^-1/2 pinv(K(L, L)) D^-1/2 K(L, q) v,  D = diag(K(L, L) 1).
 //! ```
 //!
-//! Squared distances come from one GEMM (||x||^2 + ||y||^2 - 2 x.y) and are clamped at 0
-//! before the exponential, which runs on the SIMD path.
+//! Squared distances are ||x||^2 + ||y||^2 - 2 x.y, clamped at 0 before the exponential. The
+//! heads run on the register-blocked kernels of `soft_head`; `gaussian_kernel` (K alone, for
+//! Rust callers) forms x.y with the crate's GEMM.
 
+use super::soft_blocks::{load_cols, store_cols};
 use super::soft_head::soft_head;
 use crate::error::{Error, Result};
 use crate::linalg::{matmul, GemmElem, PinvOptions};
@@ -163,36 +165,21 @@ impl<E: Lanes> Kernel<E> for SegmentSums<'_, E> {
             let seg = &self.rows[lo * d..hi * d];
             for c0 in (0..d).step_by(w) {
                 let cols = w.min(d - c0);
-                let load = |r: usize| {
-                    // SAFETY: row r < hi - lo of the segment has d >= c0 + cols elements.
-                    unsafe {
-                        let p = seg.as_ptr().add(r * d + c0);
-                        if cols == w {
-                            S::load(p)
-                        } else {
-                            S::load_partial(p, cols, E::ZERO)
-                        }
-                    }
-                };
+                // SAFETY (loads): row r < hi - lo of the segment has d >= c0 + cols elements.
+                let row = |r: usize| seg[r * d + c0..].as_ptr();
                 let (mut even, mut odd) = (zero, zero);
                 let mut r = 0;
                 while r + 1 < hi - lo {
-                    even = S::add(even, load(r));
-                    odd = S::add(odd, load(r + 1));
+                    even = S::add(even, unsafe { load_cols::<S>(row(r), 0, cols) });
+                    odd = S::add(odd, unsafe { load_cols::<S>(row(r + 1), 0, cols) });
                     r += 2;
                 }
                 if r < hi - lo {
-                    even = S::add(even, load(r));
+                    even = S::add(even, unsafe { load_cols::<S>(row(r), 0, cols) });
                 }
                 let mean = S::mul(S::add(even, odd), inv);
                 // SAFETY: acc has d >= c0 + cols elements.
-                unsafe {
-                    if cols == w {
-                        S::store(acc.as_mut_ptr().add(c0), mean);
-                    } else {
-                        S::store_partial(acc.as_mut_ptr().add(c0), cols, mean);
-                    }
-                }
+                unsafe { store_cols::<S>(acc.as_mut_ptr().add(c0), 0, cols, mean) };
             }
         }
     }

@@ -151,8 +151,11 @@ pub(super) unsafe fn project_block<S: Simd, const JB: usize, const FULL: bool>(
 }
 
 /// Vector u of a row's first `cols` elements, zero past them (never reads past them).
+///
+/// # Safety
+/// `row[..cols]` must be readable.
 #[inline(always)]
-unsafe fn load_cols<S: Simd>(row: *const S::E, u: usize, cols: usize) -> S::V {
+pub(super) unsafe fn load_cols<S: Simd>(row: *const S::E, u: usize, cols: usize) -> S::V {
     let w = S::LANES;
     let lo = u * w;
     // SAFETY: reads only row[lo..min(cols, lo + w)], inside the caller's row.
@@ -163,6 +166,24 @@ unsafe fn load_cols<S: Simd>(row: *const S::E, u: usize, cols: usize) -> S::V {
             S::load_partial(row.add(lo), cols - lo, S::E::ZERO)
         } else {
             S::splat(S::E::ZERO)
+        }
+    }
+}
+
+/// Stores the lanes of vector u that fall in a row's first `cols` elements (never writes past).
+///
+/// # Safety
+/// `row[..cols]` must be writable.
+#[inline(always)]
+pub(super) unsafe fn store_cols<S: Simd>(row: *mut S::E, u: usize, cols: usize, x: S::V) {
+    let w = S::LANES;
+    let lo = u * w;
+    // SAFETY: writes only row[lo..min(cols, lo + w)], inside the caller's row.
+    unsafe {
+        if lo + w <= cols {
+            S::store(row.add(lo), x);
+        } else if lo < cols {
+            S::store_partial(row.add(lo), cols - lo, x);
         }
     }
 }
@@ -205,13 +226,7 @@ pub(super) unsafe fn expand_block<S: Simd, const IB: usize>(
         }
         for (t, row) in acc.iter().enumerate().take(rows) {
             for (u, &r) in row.iter().enumerate() {
-                let lo = u * w;
-                let p = out.add(t * ldo + lo);
-                if lo + w <= cols {
-                    S::store(p, r);
-                } else if lo < cols {
-                    S::store_partial(p, cols - lo, r);
-                }
+                store_cols::<S>(out.add(t * ldo), u, cols, r);
             }
         }
     }

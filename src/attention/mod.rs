@@ -7,6 +7,7 @@ mod soft_head;
 mod soft_project;
 #[cfg(test)]
 mod soft_tests;
+mod soft_weights;
 
 pub use soft::{soft_attention, SoftOptions};
 pub use soft_head::soft_head;

@@ -10,12 +10,13 @@
 //! but huge q can overflow its norm).
 
 use super::soft_blocks::{expand_block, expand_rows, wide, CV};
-use super::soft_project::{round_up, Project};
+use super::soft_project::Project;
+use super::soft_weights::weights;
 use super::SoftOptions;
 use crate::error::{Error, Result};
-use crate::linalg::{matmul, pinv, GemmElem};
+use crate::linalg::GemmElem;
 use crate::simd::{self, all_finite, dispatch, Isa, Kernel, Lanes, Simd};
-use ndarray::{Array2, ArrayView2};
+use ndarray::Array2;
 use std::mem::MaybeUninit;
 
 /// Product 3: out (n x dv, contiguous) = K W, with W padded to whole column blocks.
@@ -119,12 +120,12 @@ pub(super) fn soft_head_on<E: GemmElem + Lanes>(
         return Err(non_finite());
     }
     let ldc = pr.ldc;
-    let c = Array2::from_shape_fn((l, dv), |(j, k)| pr.c[j * ldc + k]);
-    if !all_finite(c.as_slice().unwrap_or(&[])) && !all_finite(v) {
+    let c_finite = (0..l).all(|j| all_finite(&pr.c[j * ldc..j * ldc + dv]));
+    if !c_finite && !all_finite(v) {
         return Err(non_finite());
     }
     // K(L, L) by the same kernel (it is symmetric in exact arithmetic; averaging makes it so in
-    // floating point too, so `pinv` recognises it as SPD and takes the direct start).
+    // floating point too, so it is recognised as SPD and inverted directly).
     let mut klt = Vec::new();
     let kl = dispatch(
         isa,
@@ -148,55 +149,19 @@ pub(super) fn soft_head_on<E: GemmElem + Lanes>(
             kll[[j, i]] = s;
         }
     }
-    let (p, _) = pinv(kll.view(), &opts.pinv)?;
-    let w = if opts.normalize {
-        // SOFT's symmetric normalisation: D^-1/2 P D^-1/2 with D = diag(K(L, L) 1).
-        let dinv: Vec<E> = kll
-            .rows()
-            .into_iter()
-            .map(|r| E::from_f64(1.0 / r.iter().fold(0.0, |s, &x| s + x.to_f64()).sqrt()))
-            .collect();
-        let scale = |mut m: Array2<E>| {
-            for (mut row, &s) in m.rows_mut().into_iter().zip(&dinv) {
-                row.mapv_inplace(|x| x * s);
-            }
-            m
-        };
-        scale(matmul(p.view(), scale(c).view())?)
-    } else {
-        matmul(p.view(), c.view())?
-    };
-    expand_into(isa, scratch, pr.ldk, w.view(), &mut out[..n * dv], n);
-    Ok(())
-}
-
-fn expand_into<E: GemmElem + Lanes>(
-    isa: Isa,
-    kt: &[E],
-    ldk: usize,
-    w: ArrayView2<'_, E>,
-    out: &mut [MaybeUninit<E>],
-    n: usize,
-) {
-    let (l, dv) = w.dim();
-    let ldw = round_up(dv, CV * 16);
-    let mut wp = vec![E::ZERO; l * ldw];
-    for (j, row) in w.rows().into_iter().enumerate() {
-        for (k, &x) in row.iter().enumerate() {
-            wp[j * ldw + k] = x;
-        }
-    }
+    let w = weights(isa, &kll, &pr.c, ldc, dv, opts)?;
     dispatch(
         isa,
         Expand {
-            kt,
-            ldk,
+            kt: scratch,
+            ldk: pr.ldk,
             l,
-            wp: &wp,
-            ldw,
-            out,
+            wp: &w.wp,
+            ldw: w.ldw,
+            out: &mut out[..n * dv],
             n,
             dv,
         },
     );
+    Ok(())
 }

@@ -18,6 +18,45 @@ use ndarray::{Array2, ArrayView2};
 /// A^-1 in f64 rounded to E, or None when A is not square, not exactly symmetric, or not
 /// numerically positive definite.
 pub fn spd_inverse<E: GemmElem>(a: ArrayView2<'_, E>) -> Option<Array2<E>> {
+    let inv = spd_inverse_f64(a, 0.0)?;
+    Some(Array2::from_shape_fn((inv.n, inv.n), |(i, j)| {
+        E::from_f64(inv.row(i)[j])
+    }))
+}
+
+/// (A + ridge I)^-1 of a symmetric matrix, in double precision.
+pub struct InverseF64 {
+    buf: Vec<f64>,
+    off: usize,
+    n: usize,
+    ld: usize,
+    /// ||A + ridge I||_1.
+    a_norm1: f64,
+}
+
+impl InverseF64 {
+    pub fn dim(&self) -> usize {
+        self.n
+    }
+
+    /// Row i (n elements).
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.buf[self.off + i * self.ld..][..self.n]
+    }
+
+    /// The condition number in the 1-norm, ||A||_1 ||A^-1||_1 (both matrices are symmetric, so
+    /// row sums serve for column sums).
+    pub fn cond1(&self) -> f64 {
+        let inv_norm1 = (0..self.n)
+            .map(|i| self.row(i).iter().map(|x| x.abs()).sum::<f64>())
+            .fold(0.0, f64::max);
+        self.a_norm1 * inv_norm1
+    }
+}
+
+/// (A + ridge I)^-1 in f64, or None when A is not square, not exactly symmetric, not finite, or
+/// A + ridge I is not numerically positive definite.
+pub fn spd_inverse_f64<E: GemmElem>(a: ArrayView2<'_, E>, ridge: f64) -> Option<InverseF64> {
     let n = a.nrows();
     if n != a.ncols() || n == 0 {
         return None;
@@ -35,18 +74,29 @@ pub fn spd_inverse<E: GemmElem>(a: ArrayView2<'_, E>) -> Option<Array2<E>> {
             Some(r) => dst.iter_mut().zip(r).for_each(|(d, &x)| *d = x.to_f64()),
             None => dst.iter_mut().zip(row).for_each(|(d, &x)| *d = x.to_f64()),
         }
+        dst[i] += ridge;
     }
+    let mut a_norm1 = 0.0f64;
     for i in 0..n {
         if (0..i).any(|j| m[i * ld + j] != m[j * ld + i]) {
             return None;
         }
+        let sum: f64 = m[i * ld..i * ld + n].iter().map(|x| x.abs()).sum();
+        if !sum.is_finite() {
+            return None;
+        }
+        a_norm1 = a_norm1.max(sum);
     }
     if !dispatch(crate::simd::active(), GaussJordan { m, n, ld }) {
         return None;
     }
-    Some(Array2::from_shape_fn((n, n), |(i, j)| {
-        E::from_f64(m[i * ld + j])
-    }))
+    Some(InverseF64 {
+        buf,
+        off,
+        n,
+        ld,
+        a_norm1,
+    })
 }
 
 /// In-place Gauss–Jordan inversion without pivoting of the n x n matrix `m` (row stride `ld`,

@@ -2,7 +2,9 @@
 //! f64). The three n x l x d products of the formula are all skinny (l ~ 49, d ~ 32), where a
 //! general GEMM spends much of its time packing and in edge cases; here each product keeps a
 //! block of outputs in registers for its whole reduction, as the micro-kernels of BLIS/GotoBLAS
-//! do, and the kernel values K^T (l x n, tokens contiguous) are laid out for all three at once.
+//! do, and the kernel values K^T are laid out for all three at once: in panels of one tile of
+//! tokens each (every landmark's values for the tile contiguous, one panel after another), so
+//! all three products read K^T from a few KiB of consecutive memory.
 //!
 //! Block sizes: AVX-512 has 32 vector registers, AVX2 and the scalar path 16. A block of JB x TV
 //! accumulators plus the TV (or CV) operand vectors and one broadcast must fit, and there must be
@@ -23,28 +25,25 @@ pub(super) fn landmark_block<S: Simd>() -> usize {
     if wide::<S>() {
         7
     } else {
-        3
-    }
-}
-
-/// Token vectors per tile in the distance product (the tile is TV * LANES tokens).
-#[inline(always)]
-pub(super) fn token_vectors<S: Simd>() -> usize {
-    if wide::<S>() {
-        3
-    } else {
         4
     }
 }
 
+/// Token vectors per tile in the distance product (the tile is TV * LANES tokens). Three on
+/// every ISA, so a tile is a whole number of expansion blocks.
+pub(super) const TOKEN_VECTORS: usize = 3;
+
 /// Output columns per block in the projection and expansion products, in vectors.
 pub(super) const CV: usize = 2;
 
-/// Tokens per block in the expansion product.
+/// Tokens per block in the expansion product: a divisor of the tile (48 tokens of f32 on
+/// AVX-512, 24 on AVX2, 3 on the scalar path), so a block never straddles two panels of K^T.
 #[inline(always)]
 pub(super) fn expand_rows<S: Simd>() -> usize {
     if wide::<S>() {
         12
+    } else if S::LANES == 1 {
+        3
     } else {
         6
     }

@@ -19,10 +19,12 @@ use crate::simd::{self, all_finite, dispatch, Isa, Kernel, Lanes, Simd};
 use ndarray::Array2;
 use std::mem::MaybeUninit;
 
-/// Product 3: out (n x dv, contiguous) = K W, with W padded to whole column blocks.
+/// Product 3: out (n x dv, contiguous) = K W, with W padded to whole column blocks and K^T in
+/// the projection's panels.
 struct Expand<'a, E> {
     kt: &'a [E],
-    ldk: usize,
+    tile: usize,
+    panel: usize,
     l: usize,
     wp: &'a [E],
     ldw: usize,
@@ -37,6 +39,8 @@ impl<E: Lanes> Kernel<E> for Expand<'_, E> {
     fn run<S: Simd<E = E>>(self) {
         if wide::<S>() {
             expand::<S, 12>(self)
+        } else if S::LANES == 1 {
+            expand::<S, 3>(self)
         } else {
             expand::<S, 6>(self)
         }
@@ -46,17 +50,19 @@ impl<E: Lanes> Kernel<E> for Expand<'_, E> {
 #[inline(always)]
 fn expand<S: Simd, const IB: usize>(e: Expand<'_, S::E>) {
     debug_assert!(IB == expand_rows::<S>());
-    let (n, dv) = (e.n, e.dv);
+    let (n, dv, tile) = (e.n, e.dv, e.tile);
+    // Blocks never straddle panels (and so never read past one).
+    assert!(tile.is_multiple_of(IB) && e.kt.len() >= n.div_ceil(tile) * e.panel);
     for c0 in (0..dv).step_by(CV * S::LANES) {
         let cols = (CV * S::LANES).min(dv - c0);
         for i0 in (0..n).step_by(IB) {
             let rows = IB.min(n - i0);
-            // SAFETY: kt rows j < l hold columns up to i0 + IB <= ldk; wp rows hold ldw >=
-            // c0 + CV * LANES; out rows i0 .. i0 + rows have dv >= c0 + cols elements.
+            // SAFETY: the panel of i0 has rows j < l of `tile` >= i0 % tile + IB elements; wp
+            // rows hold ldw >= c0 + CV * LANES; out rows i0 .. i0 + rows have dv >= c0 + cols.
             unsafe {
                 expand_block::<S, IB>(
-                    e.kt.as_ptr().add(i0),
-                    e.ldk,
+                    e.kt.as_ptr().add(i0 / tile * e.panel + i0 % tile),
+                    tile,
                     e.l,
                     e.wp.as_ptr().add(c0),
                     e.ldw,
@@ -140,7 +146,13 @@ pub(super) fn soft_head_on<E: GemmElem + Lanes>(
             kt: &mut klt,
         },
     );
-    let mut kll = Array2::from_shape_fn((l, l), |(j, i)| klt[j * kl.ldk + i]);
+    let mut kll = Array2::from_elem((l, l), E::ZERO);
+    for i in 0..l {
+        let col = kl.column(&klt, i);
+        for j in 0..l {
+            kll[[j, i]] = col(j);
+        }
+    }
     let half = E::from_f64(0.5);
     for i in 0..l {
         for j in 0..i {
@@ -154,7 +166,8 @@ pub(super) fn soft_head_on<E: GemmElem + Lanes>(
         isa,
         Expand {
             kt: scratch,
-            ldk: pr.ldk,
+            tile: pr.tile,
+            panel: pr.panel,
             l,
             wp: &w.wp,
             ldw: w.ldw,

@@ -2,24 +2,32 @@
 //! K^T = exp(min(L q^T - a - b, 0)) for every landmark block, and C += K^T v for the tile while
 //! its K^T is still in L1.
 
-use super::soft_blocks::{
-    expand_rows, gauss_block, landmark_block, project_block, token_vectors, wide, CV,
-};
+use super::soft_blocks::{gauss_block, landmark_block, project_block, wide, CV, TOKEN_VECTORS};
 use crate::simd::exp::ExpPoly;
-use crate::simd::{Elem, Kernel, Lanes, Simd};
+use crate::simd::{prefetch_part, Elem, Kernel, Lanes, Simd};
 
 pub(super) fn round_up(x: usize, m: usize) -> usize {
     x.div_ceil(m) * m
 }
 
-/// The layout of K^T (in the caller's buffer: rows are landmarks padded to the landmark block,
-/// stride `ldk`) and C = K^T v.
+/// The layout of K^T (in the caller's buffer) and C = K^T v. K^T is stored in panels, one per
+/// tile of tokens: panel t holds rows j < lp (landmarks padded to the landmark block) of `tile`
+/// tokens each, so K[i, j] is at (i / tile) * panel + j * tile + i % tile.
 pub(super) struct Projection<E> {
-    pub(super) ldk: usize,
+    pub(super) tile: usize,
+    pub(super) panel: usize,
     pub(super) c: Vec<E>,
     pub(super) ldc: usize,
     /// Sum of a * 0 over every token: NaN when some squared norm is not finite.
     pub(super) norm_check: E,
+}
+
+impl<E: Copy> Projection<E> {
+    /// Token i's kernel values K[i, j], as a function of j, from the buffer `kt` it filled.
+    pub(super) fn column<'a>(&self, kt: &'a [E], i: usize) -> impl Fn(usize) -> E + 'a {
+        let (base, tile) = (i / self.tile * self.panel + i % self.tile, self.tile);
+        move |j| kt[base + j * tile]
+    }
 }
 
 /// Products 1 and 2 for `x` (n x d, contiguous) against landmarks `lm` (l x d); `v` (n x dv)
@@ -41,16 +49,16 @@ impl<E: Lanes> Kernel<E> for Project<'_, E> {
     #[inline(always)]
     fn run<S: Simd<E = E>>(self) -> Projection<E> {
         if wide::<S>() {
-            project::<S, 7, 3>(self)
+            project::<S, 7, TOKEN_VECTORS>(self)
         } else {
-            project::<S, 3, 4>(self)
+            project::<S, 4, TOKEN_VECTORS>(self)
         }
     }
 }
 
 #[inline(always)]
 fn project<S: Simd, const JB: usize, const TV: usize>(p: Project<'_, S::E>) -> Projection<S::E> {
-    debug_assert!(JB == landmark_block::<S>() && TV == token_vectors::<S>());
+    debug_assert!(JB == landmark_block::<S>() && TV == TOKEN_VECTORS);
     let (n, d, l, dv) = (p.n, p.d, p.l, p.dv);
     let w = S::LANES;
     let tile = TV * w;
@@ -66,18 +74,11 @@ fn project<S: Simd, const JB: usize, const TV: usize>(p: Project<'_, S::E>) -> P
         .chain(std::iter::repeat(zero))
         .take(lp)
         .collect();
-    // Token stride: whole tiles, then room for the expansion's last block, then one more cache
-    // line so that rows are not 4 KiB apart (L1 set aliasing).
-    let ldk = round_up(round_up(n, tile) + expand_rows::<S>(), 16) + 16;
-    // Every element of K^T that is read later is written first: tiles cover whole tiles of
-    // every padded row, and the columns past them are zeroed here.
+    // Every element of K^T is written (tiles cover whole panels) before it is read.
+    let panel = lp * tile;
     let kt = p.kt;
-    if kt.len() < lp * ldk {
-        kt.resize(lp * ldk, zero);
-    }
-    let covered = round_up(n, tile);
-    for row in kt[..lp * ldk].chunks_exact_mut(ldk) {
-        row[covered..].fill(zero);
+    if kt.len() < n.div_ceil(tile) * panel {
+        kt.resize(n.div_ceil(tile) * panel, zero);
     }
     let ldc = round_up(dv, CV * w);
     let mut c = vec![zero; lp * ldc];
@@ -93,9 +94,19 @@ fn project<S: Simd, const JB: usize, const TV: usize>(p: Project<'_, S::E>) -> P
             *at = S::mul(*at, vhalf);
             check = S::add(check, S::mul(*at, vz));
         }
+        // The next tile's q and v rows: v is read only once per tile, in a burst, after the
+        // distances, where the hardware prefetchers (which follow misses) fall behind.
+        let next = (i0 + tile).min(n)..(i0 + 2 * tile).min(n);
+        let (qn, vn) = (
+            &p.x[next.start * d..next.end * d],
+            &p.v[next.start * dv..next.end * dv],
+        );
+        let blocks = lp / JB;
         for jb in (0..lp).step_by(JB) {
-            // SAFETY: qt holds d * tile, lmp rows jb..jb+JB < lp, b has lp, kt row jb + JB - 1
-            // ends at i0 + tile <= ldk.
+            prefetch_part(vn, jb / JB, blocks);
+            prefetch_part(qn, jb / JB, blocks);
+            // SAFETY: qt holds d * tile, lmp rows jb..jb+JB < lp, b has lp, the tile's panel
+            // (i0 / tile) has rows jb..jb+JB < lp of `tile` elements.
             unsafe {
                 gauss_block::<S, JB, TV>(
                     qt.as_ptr(),
@@ -104,31 +115,32 @@ fn project<S: Simd, const JB: usize, const TV: usize>(p: Project<'_, S::E>) -> P
                     b.as_ptr().add(jb),
                     &a,
                     &poly,
-                    kt.as_mut_ptr().add(jb * ldk + i0),
-                    ldk,
+                    kt.as_mut_ptr().add(i0 / tile * panel + jb * tile),
+                    tile,
                 );
             }
         }
         for c0 in (0..dv).step_by(CV * w) {
             let cols = (CV * w).min(dv - c0);
             for jb in (0..lp).step_by(JB) {
-                let kp = kt[jb * ldk + i0..].as_ptr();
+                let kp = kt[i0 / tile * panel + jb * tile..].as_ptr();
                 let vp = p.v[i0 * dv + c0..].as_ptr();
                 let cp = c[jb * ldc + c0..].as_mut_ptr();
-                // SAFETY: rows jb..jb+JB of kt and c exist; v rows i0..i0+tokens have dv
+                // SAFETY: rows jb..jb+JB of the panel and of c exist; v rows i0..i0+tokens have dv
                 // elements, of which columns c0..c0+cols are read.
                 unsafe {
                     if cols == CV * w {
-                        project_block::<S, JB, true>(kp, ldk, vp, dv, cols, tokens, cp, ldc);
+                        project_block::<S, JB, true>(kp, tile, vp, dv, cols, tokens, cp, ldc);
                     } else {
-                        project_block::<S, JB, false>(kp, ldk, vp, dv, cols, tokens, cp, ldc);
+                        project_block::<S, JB, false>(kp, tile, vp, dv, cols, tokens, cp, ldc);
                     }
                 }
             }
         }
     }
     Projection {
-        ldk,
+        tile,
+        panel,
         c,
         ldc,
         norm_check: S::reduce_add(check),

@@ -98,6 +98,26 @@ pub fn active() -> Isa {
     })
 }
 
+/// Hints that the cache lines of part `k` of `parts` equal parts of `xs` will be read soon
+/// (into L1). For streams the hardware prefetchers miss: those read in bursts with long compute
+/// between them. A no-op off x86-64.
+#[inline(always)]
+pub(crate) fn prefetch_part<E>(xs: &[E], k: usize, parts: usize) {
+    let bytes = std::mem::size_of_val(xs);
+    let (lo, hi) = (bytes * k / parts.max(1), bytes * (k + 1) / parts.max(1));
+    #[cfg(target_arch = "x86_64")]
+    for off in (lo / 64 * 64..hi).step_by(64) {
+        // SAFETY: off < bytes, so the address is inside `xs`; a prefetch never faults and has
+        // no architectural effect (SSE, part of the x86-64 baseline).
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(xs.as_ptr().cast::<u8>().add(off).cast::<i8>());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (lo, hi);
+}
+
 /// Whether every element is finite: 0 x is 0 for finite x and NaN for inf and NaN, and
 /// sixteen independent sums of it vectorise (an early-exit `any` does not).
 pub fn all_finite<E: Elem>(xs: &[E]) -> bool {

@@ -146,21 +146,17 @@ pub(super) fn soft_head_on<E: GemmElem + Lanes>(
             kt: &mut klt,
         },
     );
-    let mut kll = Array2::from_elem((l, l), E::ZERO);
-    for i in 0..l {
-        let col = kl.column(&klt, i);
-        for j in 0..l {
-            kll[[j, i]] = col(j);
-        }
-    }
+    let cols: Vec<_> = (0..l).map(|i| kl.column(&klt, i)).collect();
+    let mut kll = vec![E::ZERO; l * l];
     let half = E::from_f64(0.5);
     for i in 0..l {
-        for j in 0..i {
-            let s = (kll[[i, j]] + kll[[j, i]]) * half;
-            kll[[i, j]] = s;
-            kll[[j, i]] = s;
+        for j in 0..=i {
+            let s = (cols[i](j) + cols[j](i)) * half;
+            kll[i * l + j] = s;
+            kll[j * l + i] = s;
         }
     }
+    let kll = Array2::from_shape_vec((l, l), kll).map_err(|e| Error::Invalid(e.to_string()))?;
     let w = weights(isa, &kll, &pr.c, ldc, dv, opts)?;
     dispatch(
         isa,

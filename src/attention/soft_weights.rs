@@ -33,7 +33,7 @@ pub(super) fn weights<E: GemmElem + Lanes>(
     // pinv(K(L, L)): directly in f64 when that is as accurate as iterating can be (the usual
     // case: K(L, L) is SPD), else by Newton–Schulz in E (fixed step counts, singular K(L, L)).
     let p: Vec<f64> = match spd_pinv_f64(kll.view(), &opts.pinv)? {
-        Some(inv) => (0..l).flat_map(|i| inv.row(i).iter().copied()).collect(),
+        Some(inv) => inv.to_dense(),
         None => pinv(kll.view(), &opts.pinv)?
             .0
             .iter()

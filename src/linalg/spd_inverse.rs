@@ -44,6 +44,15 @@ impl InverseF64 {
         &self.buf[self.off + i * self.ld..][..self.n]
     }
 
+    /// The n x n inverse, rows contiguous.
+    pub fn to_dense(&self) -> Vec<f64> {
+        let mut out = Vec::with_capacity(self.n * self.n);
+        for i in 0..self.n {
+            out.extend_from_slice(self.row(i));
+        }
+        out
+    }
+
     /// The condition number in the 1-norm, ||A||_1 ||A^-1||_1 (both matrices are symmetric, so
     /// row sums serve for column sums).
     pub fn cond1(&self) -> f64 {

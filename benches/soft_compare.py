@@ -5,7 +5,6 @@ OPENBLAS_NUM_THREADS=1 python benches/soft_compare.py
 
 import numpy as np
 import softcore
-from softcore import reference as ref
 from softcore._bench import best_of as best
 
 ROUNDS = 5

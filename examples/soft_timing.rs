@@ -1,5 +1,6 @@
 //! Runs SOFT attention (8 heads, n=4096, d=32, 49 segment-mean landmarks, f32, one thread) in a
-//! loop (best time per call; HEADS=h to change the head count, an argument for the repetitions):
+//! loop (best time per call; HEADS=h and N=n change the head count and length, an argument the
+//! repetitions):
 //! `cargo run --release --example soft_timing`.
 use ndarray::Array3;
 use softcore::attention::{soft_attention, SoftOptions};
@@ -12,7 +13,11 @@ fn main() {
         .ok()
         .and_then(|x| x.parse().ok())
         .unwrap_or(8);
-    let (n, d) = (4096usize, 32usize);
+    let n: usize = std::env::var("N")
+        .ok()
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(4096);
+    let d = 32usize;
     let mut s = 0x1234_5678u64;
     let mut rnd = || {
         s ^= s << 13;

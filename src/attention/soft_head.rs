@@ -130,8 +130,7 @@ pub(super) fn soft_head_on<E: GemmElem + Lanes>(
     if !c_finite && !all_finite(v) {
         return Err(non_finite());
     }
-    // K(L, L) by the same kernel (it is symmetric in exact arithmetic; averaging makes it so in
-    // floating point too, so it is recognised as SPD and inverted directly).
+    // K(L, L) by the same kernel, so that landmarks equal to tokens give identical kernel values.
     let mut klt = Vec::new();
     let kl = dispatch(
         isa,
@@ -146,16 +145,7 @@ pub(super) fn soft_head_on<E: GemmElem + Lanes>(
             kt: &mut klt,
         },
     );
-    let cols: Vec<_> = (0..l).map(|i| kl.column(&klt, i)).collect();
-    let mut kll = vec![E::ZERO; l * l];
-    let half = E::from_f64(0.5);
-    for i in 0..l {
-        for j in 0..=i {
-            let s = (cols[i](j) + cols[j](i)) * half;
-            kll[i * l + j] = s;
-            kll[j * l + i] = s;
-        }
-    }
+    let kll = kl.square(&klt, l);
     let kll = Array2::from_shape_vec((l, l), kll).map_err(|e| Error::Invalid(e.to_string()))?;
     let w = weights(isa, &kll, &pr.c, ldc, dv, opts)?;
     dispatch(

@@ -22,11 +22,27 @@ pub(super) struct Projection<E> {
     pub(super) norm_check: E,
 }
 
-impl<E: Copy> Projection<E> {
-    /// Token i's kernel values K[i, j], as a function of j, from the buffer `kt` it filled.
-    pub(super) fn column<'a>(&self, kt: &'a [E], i: usize) -> impl Fn(usize) -> E + 'a {
-        let (base, tile) = (i / self.tile * self.panel + i % self.tile, self.tile);
-        move |j| kt[base + j * tile]
+impl<E: Elem> Projection<E> {
+    /// K(x, L) for a projection of x = L itself (n = l tokens), symmetrised: (K + K^T) / 2,
+    /// l x l, rows contiguous. Symmetric in exact arithmetic; averaging makes it exactly so, as
+    /// the SPD inverse requires.
+    pub(super) fn square(&self, kt: &[E], l: usize) -> Vec<E> {
+        let mut k = vec![E::ZERO; l * l];
+        // Row j of K^T is column j of K: a contiguous run of each panel.
+        for (j, row) in k.chunks_exact_mut(l.max(1)).enumerate() {
+            for (t, part) in row.chunks_mut(self.tile).enumerate() {
+                part.copy_from_slice(&kt[t * self.panel + j * self.tile..][..part.len()]);
+            }
+        }
+        let half = E::from_f64(0.5);
+        for i in 0..l {
+            for j in 0..i {
+                let s = (k[i * l + j] + k[j * l + i]) * half;
+                k[i * l + j] = s;
+                k[j * l + i] = s;
+            }
+        }
+        k
     }
 }
 

@@ -57,10 +57,24 @@ impl InverseF64 {
     /// row sums serve for column sums).
     pub fn cond1(&self) -> f64 {
         let inv_norm1 = (0..self.n)
-            .map(|i| self.row(i).iter().map(|x| x.abs()).sum::<f64>())
+            .map(|i| abs_sum(self.row(i)))
             .fold(0.0, f64::max);
         self.a_norm1 * inv_norm1
     }
+}
+
+/// sum |x|, in eight independent partial sums (a single running sum is a serial dependency the
+/// compiler may not reorder, so it would not vectorise).
+fn abs_sum(xs: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = xs.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|x| x.abs()).sum();
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] += c[k].abs();
+        }
+    }
+    acc.iter().sum::<f64>() + tail
 }
 
 /// (A + ridge I)^-1 in f64, or None when A is not square, not exactly symmetric, not finite, or
@@ -90,7 +104,7 @@ pub fn spd_inverse_f64<E: GemmElem>(a: ArrayView2<'_, E>, ridge: f64) -> Option<
         if (0..i).any(|j| m[i * ld + j] != m[j * ld + i]) {
             return None;
         }
-        let sum: f64 = m[i * ld..i * ld + n].iter().map(|x| x.abs()).sum();
+        let sum = abs_sum(&m[i * ld..i * ld + n]);
         if !sum.is_finite() {
             return None;
         }

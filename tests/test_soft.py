@@ -147,3 +147,39 @@ def test_soft_layouts_and_threads():
             np.testing.assert_array_equal(softcore.soft_attention(q, v, num_landmarks=9), want)
     finally:
         softcore.set_num_threads(before)
+
+
+def test_soft_f32_segment_means_at_model_scale():
+    # Segment-mean landmarks make K(L, L) ill-conditioned (~1e4 here); its inverse is formed
+    # in float64, so float32 output keeps float32 accuracy rather than cond * eps32.
+    rng = np.random.default_rng(5)
+    q = (rng.standard_normal((2, 2048, 32)) * 32**-0.25).astype(np.float32)
+    v = rng.standard_normal((2, 2048, 32)).astype(np.float32)
+    got = softcore.soft_attention(q, v, num_landmarks=49)
+    lm = ref.segment_means(q, 49).astype(np.float32)  # the landmarks softcore forms in f32
+    want = ref.soft_attention(q, v, lm)
+    assert rel(got, want) < 1e-4
+
+
+def test_soft_singular_landmark_matrix():
+    # Duplicated landmarks: K(L, L) is singular and its pseudo-inverse comes from Newton-Schulz.
+    rng = np.random.default_rng(6)
+    q = rng.standard_normal((50, 8)) * 0.5
+    v = rng.standard_normal((50, 3))
+    lm = rng.standard_normal((6, 8)) * 0.3
+    lm[3] = lm[1]
+    got = softcore.soft_attention(q, v, lm)
+    want = ref.soft_attention(q, v, lm)
+    assert rel(got, want) < 1e-6
+
+
+def test_soft_fixed_iterations():
+    # SOFT's 20 Newton-Schulz steps from the scaled-transpose start converge for these
+    # condition numbers (~1e2), so the result matches the exact pseudo-inverse.
+    rng = np.random.default_rng(7)
+    q = rng.standard_normal((3, 64, 8)) * 0.5
+    v = rng.standard_normal((3, 64, 4))
+    lm = rng.standard_normal((3, 5, 8)) * 0.25
+    got = softcore.soft_attention(q, v, lm, iters=20)
+    want = ref.soft_attention(q, v, lm)
+    assert rel(got, want) < 1e-6

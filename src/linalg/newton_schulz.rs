@@ -408,3 +408,68 @@ pub fn pinv_backward<E: GemmElem>(
     gemm(E::ONE, out.view_mut(), E::ONE, t.view(), i_pa.view())?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gaussian_landmarks(l: usize, scale: f64) -> Array2<f64> {
+        // K(L, L) for L on a line: SPD, with a condition number that grows with `scale`'s
+        // inverse (closer landmarks).
+        Array2::from_shape_fn((l, l), |(i, j)| {
+            let d = (i as f64 - j as f64) * scale;
+            (-d * d / 2.0).exp()
+        })
+    }
+
+    #[test]
+    fn direct_spd_inverse_when_accurate_enough() {
+        let a = gaussian_landmarks(10, 1.0);
+        let opts = PinvOptions::default();
+        let inv = spd_pinv_f64(a.view(), &opts)
+            .unwrap()
+            .expect("well conditioned");
+        let p = Array2::from_shape_vec((10, 10), inv.to_dense()).unwrap();
+        let id = a.dot(&p);
+        for ((i, j), x) in id.indexed_iter() {
+            assert!((x - if i == j { 1.0 } else { 0.0 }).abs() < 1e-12);
+        }
+        // The same matrix through `pinv` agrees.
+        let (q, _) = pinv(a.view(), &opts).unwrap();
+        assert!((&p - &q).iter().all(|x| x.abs() < 1e-9));
+    }
+
+    #[test]
+    fn direct_spd_inverse_declines() {
+        let a = gaussian_landmarks(10, 1.0);
+        // A fixed step count asks for the iteration's own iterates.
+        let fixed = PinvOptions {
+            iters: Some(20),
+            ..PinvOptions::default()
+        };
+        assert!(spd_pinv_f64(a.view(), &fixed).unwrap().is_none());
+        // Too ill-conditioned for f64 alone to reach the f64 tolerance (cond ~ 1e9).
+        let close = gaussian_landmarks(10, 0.2);
+        assert!(spd_pinv_f64(close.view(), &PinvOptions::default())
+            .unwrap()
+            .is_none());
+        // Singular (duplicated landmark) and indefinite input.
+        // Landmarks at 0, 0, 1: rows 0 and 1 of K(L, L) are equal.
+        let at = [0.0f64, 0.0, 1.0];
+        let dup = Array2::from_shape_fn((3, 3), |(i, j)| (-(at[i] - at[j]).powi(2) / 2.0).exp());
+        assert!(spd_pinv_f64(dup.view(), &PinvOptions::default())
+            .unwrap()
+            .is_none());
+        // Invalid options are errors, as in `pinv`.
+        let bad = PinvOptions {
+            order: 4,
+            ..PinvOptions::default()
+        };
+        assert!(spd_pinv_f64(a.view(), &bad).is_err());
+        let bad = PinvOptions {
+            ridge: f64::NAN,
+            ..PinvOptions::default()
+        };
+        assert!(spd_pinv_f64(a.view(), &bad).is_err());
+    }
+}

@@ -263,6 +263,26 @@ mod tests {
     }
 
     #[test]
+    fn ridge_and_condition_number() {
+        // diag(1, 4, 0.5) + ridge 0.5 I = diag(1.5, 4.5, 1): cond_1 = 4.5.
+        let a = Array2::from_diag(&ndarray::arr1(&[1.0f32, 4.0, 0.5]));
+        let inv = spd_inverse_f64(a.view(), 0.5).expect("SPD");
+        assert_eq!(inv.dim(), 3);
+        let want = [1.0 / 1.5, 1.0 / 4.5, 1.0];
+        for (i, w) in want.iter().enumerate() {
+            assert!((inv.row(i)[i] - w).abs() < 1e-15);
+        }
+        assert!((inv.cond1() - 4.5).abs() < 1e-12);
+        assert_eq!(inv.to_dense().len(), 9);
+        // Non-finite entries are not inverted.
+        let mut b = a.clone();
+        b[[1, 1]] = f32::INFINITY;
+        assert!(spd_inverse_f64(b.view(), 0.0).is_none());
+        b[[1, 1]] = f32::NAN;
+        assert!(spd_inverse_f64(b.view(), 0.0).is_none());
+    }
+
+    #[test]
     fn rejects_non_spd() {
         let a = ndarray::arr2(&[[1.0f64, 2.0], [2.0, 1.0]]); // indefinite
         assert!(spd_inverse(a.view()).is_none());

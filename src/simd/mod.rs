@@ -104,7 +104,8 @@ pub fn active() -> Isa {
 #[inline(always)]
 pub(crate) fn prefetch_part<E>(xs: &[E], k: usize, parts: usize) {
     let bytes = std::mem::size_of_val(xs);
-    let (lo, hi) = (bytes * k / parts.max(1), bytes * (k + 1) / parts.max(1));
+    let part = |k: usize| (bytes as u128 * k as u128 / parts.max(1) as u128).min(bytes as u128);
+    let (lo, hi) = (part(k) as usize, part(k + 1) as usize);
     #[cfg(target_arch = "x86_64")]
     for off in (lo / 64 * 64..hi).step_by(64) {
         // SAFETY: off < bytes, so the address is inside `xs`; a prefetch never faults and has

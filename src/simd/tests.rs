@@ -313,3 +313,17 @@ fn transpose_matches_definition() {
     transpose_on::<f32>();
     transpose_on::<f64>();
 }
+
+#[test]
+fn prefetch_part_stays_inside_the_slice() {
+    // Any part index (also past `parts`), empty slices and odd sizes: hints only, no access
+    // outside the slice (under Miri or a sanitizer an out-of-bounds `add` would show).
+    let xs = vec![1.0f32; 1000];
+    for parts in [0usize, 1, 3, 7] {
+        for k in 0..parts + 2 {
+            super::prefetch_part(&xs, k, parts);
+            super::prefetch_part(&xs[..1], k, parts);
+            super::prefetch_part::<f32>(&[], k, parts);
+        }
+    }
+}

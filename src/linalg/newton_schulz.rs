@@ -179,7 +179,7 @@ fn check_options(opts: &PinvOptions) -> Result<()> {
 /// at most `tol` in f64. The iteration from this start (see `pinv`) would accept it within a
 /// step or two of no use. None (the caller runs `pinv`) for a fixed step count (SOFT's own
 /// iterates), input that is not exactly symmetric, finite and numerically positive definite,
-/// or n u cond_1(A) above the tolerance.
+/// n u cond_1(A) above the tolerance, or cond_1(A) above 0.1 / eps of E (below).
 pub fn spd_pinv_f64<E: GemmElem>(
     a: ArrayView2<'_, E>,
     opts: &PinvOptions,
@@ -192,8 +192,13 @@ pub fn spd_pinv_f64<E: GemmElem>(
         return Ok(None);
     };
     let tol = opts.tol.unwrap_or_else(default_tol::<E>);
-    let err = inv.dim() as f64 * f64::EPSILON * 0.5 * inv.cond1();
-    Ok((err <= tol).then_some(inv))
+    let cond = inv.cond1();
+    let err = inv.dim() as f64 * f64::EPSILON * 0.5 * cond;
+    // And A itself, rounded to E, must determine its inverse: beyond cond ~ 0.1 / eps_E its
+    // smallest singular values are E's rounding noise, which an exact inverse would amplify
+    // by cond; the iteration's bound on the iterate (see `iterate`) keeps them out instead.
+    let eps_e = 0.5f64.powi(E::MANTISSA_DIGITS as i32 - 1);
+    Ok((err <= tol && cond * eps_e <= 0.1).then_some(inv))
 }
 
 /// The pseudo-inverse of one matrix (n x m result for an m x n input).
@@ -458,6 +463,13 @@ mod tests {
         let at = [0.0f64, 0.0, 1.0];
         let dup = Array2::from_shape_fn((3, 3), |(i, j)| (-(at[i] - at[j]).powi(2) / 2.0).exp());
         assert!(spd_pinv_f64(dup.view(), &PinvOptions::default())
+            .unwrap()
+            .is_none());
+        // In f32, a condition number that f64 handles but f32 rounding already blurs (~1e7).
+        let blurred = gaussian_landmarks(6, 0.3).mapv(|x| x as f32);
+        let inv64 = spd_pinv_f64(blurred.mapv(f64::from).view(), &PinvOptions::default());
+        assert!(inv64.unwrap().is_some_and(|i| i.cond1() > 2e6));
+        assert!(spd_pinv_f64(blurred.view(), &PinvOptions::default())
             .unwrap()
             .is_none());
         // Invalid options are errors, as in `pinv`.

@@ -251,7 +251,8 @@ def soft_attention(
             directly in float64 when ``n * eps64 * cond_1`` is below pinv's tolerance (then
             no iteration could do better) and ``cond_1 <= 0.1 / eps`` of the dtype (beyond,
             rounding in the dtype has blurred its smallest singular values); otherwise, and
-            with an int ``iters``, Newton–Schulz runs as in :func:`pinv`. ``pinv(K(L, L)) (K(L, q) v)`` is formed in float64.
+            with an int ``iters``, Newton–Schulz runs as in :func:`pinv`.
+            ``pinv(K(L, L)) (K(L, q) v)`` is formed in float64.
         normalize: SOFT's symmetric normalisation
             ``K(q, L) D^-1/2 pinv(K(L, L)) D^-1/2 K(L, q) v`` with ``D = diag(K(L, L) 1)``.
 

@@ -147,7 +147,7 @@ pub(super) fn soft_head_on<E: GemmElem + Lanes>(
     );
     let kll = kl.square(&klt, l);
     let kll = Array2::from_shape_vec((l, l), kll).map_err(|e| Error::Invalid(e.to_string()))?;
-    let w = weights(isa, &kll, &pr.c, ldc, dv, opts)?;
+    let w = weights(&kll, &pr.c, ldc, dv, opts)?;
     dispatch(
         isa,
         Expand {

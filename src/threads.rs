@@ -3,6 +3,7 @@
 //! the thread count, so results are bitwise identical for any number of threads.
 
 use crate::error::{Error, Result};
+use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -56,4 +57,36 @@ pub fn set_num_threads(n: usize) -> Result<()> {
 /// Runs `f` inside the pool, so rayon calls in `f` use it (and never rayon's global pool).
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     pool().install(f)
+}
+
+/// `f(state, (i, chunk i))` over the fixed `chunk`-sized chunks of `data`, results in chunk order,
+/// with `state` from `init` per worker split (scratch reused across chunks). With one thread it
+/// runs in the calling thread: handing the work to the pool's single worker and waiting for it
+/// costs two futex wake-ups per call (~2.5% of a 2.6 ms SOFT call on a VM). The chunks and the
+/// per-chunk work are the same either way, so results do not depend on the thread count.
+pub fn map_chunks_mut<T, S, R>(
+    data: &mut [T],
+    chunk: usize,
+    init: impl Fn() -> S + Send + Sync,
+    f: impl Fn(&mut S, (usize, &mut [T])) -> R + Send + Sync,
+) -> Vec<R>
+where
+    T: Send,
+    R: Send,
+{
+    let chunk = chunk.max(1);
+    if num_threads() == 1 {
+        let mut state = init();
+        return data
+            .chunks_mut(chunk)
+            .enumerate()
+            .map(|x| f(&mut state, x))
+            .collect();
+    }
+    install(|| {
+        data.par_chunks_mut(chunk)
+            .enumerate()
+            .map_init(init, f)
+            .collect()
+    })
 }

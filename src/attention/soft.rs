@@ -220,7 +220,8 @@ pub fn soft_attention<E: GemmElem + Lanes>(
         .view()
         .into_shape_with_order((batch, n, dv))
         .map_err(|e| Error::Invalid(e.to_string()))?;
-    let lm3 = match landmarks {
+    // Borrowed when already C-contiguous, as q and v.
+    let lmc = match &landmarks {
         Some(l) => {
             let ln = l.ndim();
             let ok = ln >= 2
@@ -232,19 +233,7 @@ pub fn soft_attention<E: GemmElem + Lanes>(
                     l.shape()
                 )));
             }
-            if l.iter().any(|x| !x.is_finite()) {
-                return Err(Error::Invalid(
-                    "soft_attention: landmarks contain NaN or infinity".into(),
-                ));
-            }
-            let lcount = l.shape()[ln - 2];
-            let lb = if ln == 2 { 1 } else { batch };
-            Some(
-                l.as_standard_layout()
-                    .into_owned()
-                    .into_shape_with_order((lb, lcount, d))
-                    .map_err(|e| Error::Invalid(e.to_string()))?,
-            )
+            Some(l.as_standard_layout())
         }
         None => {
             if opts.num_landmarks == 0 {
@@ -254,6 +243,26 @@ pub fn soft_attention<E: GemmElem + Lanes>(
             }
             None
         }
+    };
+    let lm3 = match &lmc {
+        Some(l) => {
+            let ln = l.ndim();
+            let slice = l
+                .as_slice()
+                .ok_or_else(|| Error::Invalid("internal: landmark layout".into()))?;
+            if !all_finite(slice) {
+                return Err(Error::Invalid(
+                    "soft_attention: landmarks contain NaN or infinity".into(),
+                ));
+            }
+            let lb = if ln == 2 { 1 } else { batch };
+            Some(
+                l.view()
+                    .into_shape_with_order((lb, l.shape()[ln - 2], d))
+                    .map_err(|e| Error::Invalid(e.to_string()))?,
+            )
+        }
+        None => None,
     };
     let qs = q3
         .as_slice()

@@ -4,7 +4,7 @@
 
 use super::soft_blocks::{gauss_block, landmark_block, project_block, wide, CV, TOKEN_VECTORS};
 use crate::simd::exp::ExpPoly;
-use crate::simd::{prefetch_part, Elem, Kernel, Lanes, Simd};
+use crate::simd::{prefetch_run, prefetch_step, Elem, Kernel, Lanes, Simd};
 
 pub(super) fn round_up(x: usize, m: usize) -> usize {
     x.div_ceil(m) * m
@@ -102,6 +102,13 @@ fn project<S: Simd, const JB: usize, const TV: usize>(p: Project<'_, S::E>) -> P
     let poly = ExpPoly::<S>::softmax(S::splat(S::E::ONE));
     let (vz, vhalf) = (S::splat(zero), S::splat(half));
     let mut check = vz;
+    // The next tile's q and v rows are prefetched in one run per landmark block.
+    let blocks = lp / JB;
+    let size = std::mem::size_of::<S::E>();
+    let (qstep, vstep) = (
+        prefetch_step(tile * d * size, blocks),
+        prefetch_step(tile * dv * size, blocks),
+    );
     for i0 in (0..n).step_by(tile) {
         let tokens = tile.min(n - i0);
         let mut a = [vz; TV];
@@ -117,10 +124,9 @@ fn project<S: Simd, const JB: usize, const TV: usize>(p: Project<'_, S::E>) -> P
             &p.x[next.start * d..next.end * d],
             &p.v[next.start * dv..next.end * dv],
         );
-        let blocks = lp / JB;
         for jb in (0..lp).step_by(JB) {
-            prefetch_part(vn, jb / JB, blocks);
-            prefetch_part(qn, jb / JB, blocks);
+            prefetch_run(vn, jb / JB, vstep);
+            prefetch_run(qn, jb / JB, qstep);
             // SAFETY: qt holds d * tile, lmp rows jb..jb+JB < lp, b has lp, the tile's panel
             // (i0 / tile) has rows jb..jb+JB < lp of `tile` elements.
             unsafe {

@@ -9,9 +9,9 @@ use super::soft_blocks::CV;
 use super::soft_project::round_up;
 use super::SoftOptions;
 use crate::error::{Error, Result};
-use crate::linalg::{matmul, pinv, spd_pinv_f64, GemmElem};
+use crate::linalg::{matmul, pinv, spd_solver_f64, GemmElem};
 use crate::simd::Lanes;
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 
 /// W for the expansion kernel: rows of `ldw` elements (whole column blocks of the widest ISA),
 /// zero past dv.
@@ -29,13 +29,6 @@ pub(super) fn weights<E: GemmElem + Lanes>(
     opts: &SoftOptions,
 ) -> Result<Weights<E>> {
     let l = kll.nrows();
-    // pinv(K(L, L)): directly in f64 when that is as accurate as iterating can be (the usual
-    // case: K(L, L) is SPD), else by Newton–Schulz in E (fixed step counts, singular K(L, L)).
-    let p: Array2<f64> = match spd_pinv_f64(kll.view(), &opts.pinv)? {
-        Some(inv) => Array2::from_shape_vec((l, l), inv.to_dense())
-            .map_err(|e| Error::Invalid(e.to_string()))?,
-        None => pinv(kll.view(), &opts.pinv)?.0.mapv(|x| x.to_f64()),
-    };
     let scale: Vec<f64> = if opts.normalize {
         kll.rows()
             .into_iter()
@@ -44,13 +37,35 @@ pub(super) fn weights<E: GemmElem + Lanes>(
     } else {
         vec![1.0; l]
     };
-    let c64 = Array2::from_shape_fn((l, dv), |(j, k)| c[j * ldc + k].to_f64() * scale[j]);
-    let w64 = matmul(p.view(), c64.view())?;
+    // D^-1/2 C in f64, rows padded to whole vectors for the solve.
+    let ldb = round_up(dv.max(1), 8);
+    let mut b = vec![0.0f64; l * ldb];
+    for (j, row) in b.chunks_exact_mut(ldb).enumerate() {
+        for (k, x) in row[..dv].iter_mut().enumerate() {
+            *x = c[j * ldc + k].to_f64() * scale[j];
+        }
+    }
+    // pinv(K(L, L)) applied directly in f64 when that is as accurate as iterating can be (the
+    // usual case: K(L, L) is SPD), else formed by Newton–Schulz in E (fixed step counts,
+    // singular K(L, L)).
+    match spd_solver_f64(kll.view(), &opts.pinv)? {
+        Some(f) => f.solve_in_place(&mut b, ldb),
+        None => {
+            let p = pinv(kll.view(), &opts.pinv)?.0.mapv(|x| x.to_f64());
+            let b64 = ArrayView2::from_shape((l, ldb), &b[..])
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            let w64 = matmul(p.view(), b64)?;
+            b.copy_from_slice(
+                w64.as_slice()
+                    .ok_or_else(|| Error::Invalid("internal: W layout".into()))?,
+            );
+        }
+    }
     let ldw = round_up(dv, CV * 16);
     let mut wp = vec![E::ZERO; l * ldw];
     for (j, row) in wp.chunks_exact_mut(ldw).enumerate() {
         for (k, x) in row[..dv].iter_mut().enumerate() {
-            *x = E::from_f64(w64[[j, k]] * scale[j]);
+            *x = E::from_f64(b[j * ldb + k] * scale[j]);
         }
     }
     Ok(Weights { wp, ldw })

@@ -1,13 +1,15 @@
-//! Dense linear algebra: the one GEMM entry point and the Newton–Schulz pseudo-inverse.
+//! Dense linear algebra: the one GEMM entry point, the Newton–Schulz pseudo-inverse and the
+//! small SPD solve SOFT uses when it is as accurate.
 
 mod batch;
+mod cholesky;
 mod gemm;
 pub mod newton_schulz;
 mod spd_inverse;
 
 pub use batch::{pinv_backward_batch, pinv_batch};
+pub use cholesky::CholeskyF64;
 pub use gemm::{gemm, matmul, GemmElem};
 pub use newton_schulz::{
-    default_tol, pinv, pinv_backward, spd_pinv_f64, PinvInfo, PinvOptions, MAX_ITERS,
+    default_tol, pinv, pinv_backward, spd_solver_f64, PinvInfo, PinvOptions, MAX_ITERS,
 };
-pub use spd_inverse::InverseF64;

@@ -14,8 +14,9 @@
 //! 1e-3 shows the quadratic phase has begun; before it, steps rise while V doubles) stop too and
 //! the iterate with the smallest step is kept.
 
+use super::cholesky::{cholesky_f64, CholeskyF64};
 use super::gemm::{gemm, matmul, GemmElem};
-use super::spd_inverse::{spd_inverse, spd_inverse_f64, InverseF64};
+use super::spd_inverse::spd_inverse;
 use crate::error::{Error, Result};
 use crate::simd::Elem;
 use ndarray::{Array2, ArrayView2, Axis};
@@ -172,33 +173,34 @@ fn check_options(opts: &PinvOptions) -> Result<()> {
     Ok(())
 }
 
-/// The pseudo-inverse of a symmetric positive definite A + ridge I without iterating, when
-/// double precision alone determines it to within the iteration's tolerance: Gauss–Jordan's
-/// relative error is about n u cond(A) with u = 2^-53 (Higham, "Accuracy and Stability of
-/// Numerical Algorithms", 2nd ed., §14.4), below the rounding floor of any iteration in f32 and
-/// at most `tol` in f64. The iteration from this start (see `pinv`) would accept it within a
-/// step or two of no use. None (the caller runs `pinv`) for a fixed step count (SOFT's own
-/// iterates), input that is not exactly symmetric, finite and numerically positive definite,
-/// n u cond_1(A) above the tolerance, or cond_1(A) above 0.1 / eps of E (below).
-pub fn spd_pinv_f64<E: GemmElem>(
+/// The Cholesky factor of a symmetric positive definite A + ridge I, for applying its
+/// pseudo-inverse (= inverse) without iterating, when double precision alone determines it to
+/// within the iteration's tolerance: the relative error of the solve is about n u cond(A) with
+/// u = 2^-53 (Higham, "Accuracy and Stability of Numerical Algorithms", 2nd ed., §10.1), below
+/// the rounding floor of any iteration in f32 and at most `tol` in f64; the iteration would
+/// accept the exact inverse within a step or two of no use. None (the caller runs `pinv`) for a
+/// fixed step count (SOFT's own iterates), input that is not exactly symmetric, finite and
+/// numerically positive definite, n u cond_1(A) above the tolerance, or cond_1(A) above
+/// 0.1 / eps of E (below).
+pub fn spd_solver_f64<E: GemmElem>(
     a: ArrayView2<'_, E>,
     opts: &PinvOptions,
-) -> Result<Option<InverseF64>> {
+) -> Result<Option<CholeskyF64>> {
     check_options(opts)?;
     if opts.iters.is_some() {
         return Ok(None);
     }
-    let Some(inv) = spd_inverse_f64(a, opts.ridge) else {
+    let Some(f) = cholesky_f64(a, opts.ridge) else {
         return Ok(None);
     };
     let tol = opts.tol.unwrap_or_else(default_tol::<E>);
-    let cond = inv.cond1();
-    let err = inv.dim() as f64 * f64::EPSILON * 0.5 * cond;
+    let cond = f.cond1();
+    let err = f.dim() as f64 * f64::EPSILON * 0.5 * cond;
     // And A itself, rounded to E, must determine its inverse: beyond cond ~ 0.1 / eps_E its
     // smallest singular values are E's rounding noise, which an exact inverse would amplify
     // by cond; the iteration's bound on the iterate (see `iterate`) keeps them out instead.
     let eps_e = 0.5f64.powi(E::MANTISSA_DIGITS as i32 - 1);
-    Ok((err <= tol && cond * eps_e <= 0.1).then_some(inv))
+    Ok((err <= tol && cond * eps_e <= 0.1).then_some(f))
 }
 
 /// The pseudo-inverse of one matrix (n x m result for an m x n input).
@@ -428,13 +430,14 @@ mod tests {
     }
 
     #[test]
-    fn direct_spd_inverse_when_accurate_enough() {
+    fn direct_spd_solve_when_accurate_enough() {
         let a = gaussian_landmarks(10, 1.0);
         let opts = PinvOptions::default();
-        let inv = spd_pinv_f64(a.view(), &opts)
+        let f = spd_solver_f64(a.view(), &opts)
             .unwrap()
             .expect("well conditioned");
-        let p = Array2::from_shape_vec((10, 10), inv.to_dense()).unwrap();
+        let (x, ld) = f.inverse();
+        let p = Array2::from_shape_fn((10, 10), |(i, j)| x[i * ld + j]);
         let id = a.dot(&p);
         for ((i, j), x) in id.indexed_iter() {
             assert!((x - if i == j { 1.0 } else { 0.0 }).abs() < 1e-12);
@@ -445,31 +448,31 @@ mod tests {
     }
 
     #[test]
-    fn direct_spd_inverse_declines() {
+    fn direct_spd_solve_declines() {
         let a = gaussian_landmarks(10, 1.0);
         // A fixed step count asks for the iteration's own iterates.
         let fixed = PinvOptions {
             iters: Some(20),
             ..PinvOptions::default()
         };
-        assert!(spd_pinv_f64(a.view(), &fixed).unwrap().is_none());
+        assert!(spd_solver_f64(a.view(), &fixed).unwrap().is_none());
         // Too ill-conditioned for f64 alone to reach the f64 tolerance (cond ~ 1e9).
         let close = gaussian_landmarks(10, 0.2);
-        assert!(spd_pinv_f64(close.view(), &PinvOptions::default())
+        assert!(spd_solver_f64(close.view(), &PinvOptions::default())
             .unwrap()
             .is_none());
         // Singular (duplicated landmark) and indefinite input.
         // Landmarks at 0, 0, 1: rows 0 and 1 of K(L, L) are equal.
         let at = [0.0f64, 0.0, 1.0];
         let dup = Array2::from_shape_fn((3, 3), |(i, j)| (-(at[i] - at[j]).powi(2) / 2.0).exp());
-        assert!(spd_pinv_f64(dup.view(), &PinvOptions::default())
+        assert!(spd_solver_f64(dup.view(), &PinvOptions::default())
             .unwrap()
             .is_none());
         // In f32, a condition number that f64 handles but f32 rounding already blurs (~1e7).
         let blurred = gaussian_landmarks(6, 0.3).mapv(|x| x as f32);
-        let inv64 = spd_pinv_f64(blurred.mapv(f64::from).view(), &PinvOptions::default());
+        let inv64 = spd_solver_f64(blurred.mapv(f64::from).view(), &PinvOptions::default());
         assert!(inv64.unwrap().is_some_and(|i| i.cond1() > 2e6));
-        assert!(spd_pinv_f64(blurred.view(), &PinvOptions::default())
+        assert!(spd_solver_f64(blurred.view(), &PinvOptions::default())
             .unwrap()
             .is_none());
         // Invalid options are errors, as in `pinv`.
@@ -477,11 +480,11 @@ mod tests {
             order: 4,
             ..PinvOptions::default()
         };
-        assert!(spd_pinv_f64(a.view(), &bad).is_err());
+        assert!(spd_solver_f64(a.view(), &bad).is_err());
         let bad = PinvOptions {
             ridge: f64::NAN,
             ..PinvOptions::default()
         };
-        assert!(spd_pinv_f64(a.view(), &bad).is_err());
+        assert!(spd_solver_f64(a.view(), &bad).is_err());
     }
 }

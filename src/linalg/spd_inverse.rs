@@ -8,8 +8,9 @@
 //! No pivoting is needed for SPD input: the pivots are those of A = L D L^T (the squares of the
 //! Cholesky diagonal), all positive; a pivot below 1e-12 of its diagonal entry means A is
 //! semidefinite or indefinite (or nearly so) and the general start is taken instead. Every step
-//! is a full-length row update (an axpy over n contiguous elements), which vectorises far better
-//! at these sizes (n ~ 49) than the short, varying-length loops of a triangular factorisation.
+//! is a full-length row update (an axpy over n contiguous elements). Where no inverse is needed,
+//! only its product with a few columns (SOFT's W), the Cholesky solve (`cholesky.rs`) does a
+//! third of the work.
 
 use super::gemm::GemmElem;
 use crate::simd::{dispatch, Kernel, Simd};
@@ -24,48 +25,28 @@ pub fn spd_inverse<E: GemmElem>(a: ArrayView2<'_, E>) -> Option<Array2<E>> {
     }))
 }
 
+/// Pivots at most this fraction of their diagonal entry mean A is semidefinite or indefinite
+/// (or nearly so): Gauss–Jordan here and the Cholesky factorisation decline it.
+pub(super) const PIVOT_FLOOR: f64 = 1e-12;
+
 /// (A + ridge I)^-1 of a symmetric matrix, in double precision.
 pub struct InverseF64 {
     buf: Vec<f64>,
     off: usize,
     n: usize,
     ld: usize,
-    /// ||A + ridge I||_1.
-    a_norm1: f64,
 }
 
 impl InverseF64 {
-    pub fn dim(&self) -> usize {
-        self.n
-    }
-
     /// Row i (n elements).
     pub fn row(&self, i: usize) -> &[f64] {
         &self.buf[self.off + i * self.ld..][..self.n]
-    }
-
-    /// The n x n inverse, rows contiguous.
-    pub fn to_dense(&self) -> Vec<f64> {
-        let mut out = Vec::with_capacity(self.n * self.n);
-        for i in 0..self.n {
-            out.extend_from_slice(self.row(i));
-        }
-        out
-    }
-
-    /// The condition number in the 1-norm, ||A||_1 ||A^-1||_1 (both matrices are symmetric, so
-    /// row sums serve for column sums).
-    pub fn cond1(&self) -> f64 {
-        let inv_norm1 = (0..self.n)
-            .map(|i| abs_sum(self.row(i)))
-            .fold(0.0, f64::max);
-        self.a_norm1 * inv_norm1
     }
 }
 
 /// sum |x|, in eight independent partial sums (a single running sum is a serial dependency the
 /// compiler may not reorder, so it would not vectorise).
-fn abs_sum(xs: &[f64]) -> f64 {
+pub(super) fn abs_sum(xs: &[f64]) -> f64 {
     let mut acc = [0.0f64; 8];
     let chunks = xs.chunks_exact(8);
     let tail: f64 = chunks.remainder().iter().map(|x| x.abs()).sum();
@@ -77,20 +58,17 @@ fn abs_sum(xs: &[f64]) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
-/// (A + ridge I)^-1 in f64, or None when A is not square, not exactly symmetric, not finite, or
-/// A + ridge I is not numerically positive definite.
-pub fn spd_inverse_f64<E: GemmElem>(a: ArrayView2<'_, E>, ridge: f64) -> Option<InverseF64> {
+/// Writes A + ridge I (square) in f64 into the first n columns of the rows of `m` (stride
+/// `ld` >= n; the rest is left as it is) and returns ||A + ridge I||_1, or None unless A is
+/// exactly symmetric and A + ridge I finite.
+pub(super) fn load_symmetric<E: GemmElem>(
+    a: ArrayView2<'_, E>,
+    ridge: f64,
+    m: &mut [f64],
+    ld: usize,
+) -> Option<f64> {
     let n = a.nrows();
-    if n != a.ncols() || n == 0 {
-        return None;
-    }
-    // Rows padded with zeros to whole vectors (they stay zero): only full-width loads and
-    // stores, no masked tail store overlapping the next row's first load (which would defeat
-    // store-to-load forwarding on every row update).
-    let ld = n.div_ceil(8) * 8;
-    let mut buf = vec![0.0f64; n * ld + 8];
-    let off = buf.as_ptr().align_offset(64).min(8);
-    let m = &mut buf[off..off + n * ld];
+    assert!(a.ncols() == n && ld >= n && m.len() >= n * ld);
     for (i, row) in a.rows().into_iter().enumerate() {
         let dst = &mut m[i * ld..i * ld + n];
         match row.as_slice() {
@@ -110,16 +88,28 @@ pub fn spd_inverse_f64<E: GemmElem>(a: ArrayView2<'_, E>, ridge: f64) -> Option<
         }
         a_norm1 = a_norm1.max(sum);
     }
+    Some(a_norm1)
+}
+
+/// (A + ridge I)^-1 in f64, or None when A is not square, not exactly symmetric, not finite, or
+/// A + ridge I is not numerically positive definite.
+pub fn spd_inverse_f64<E: GemmElem>(a: ArrayView2<'_, E>, ridge: f64) -> Option<InverseF64> {
+    let n = a.nrows();
+    if n != a.ncols() || n == 0 {
+        return None;
+    }
+    // Rows padded with zeros to whole vectors (they stay zero): only full-width loads and
+    // stores, no masked tail store overlapping the next row's first load (which would defeat
+    // store-to-load forwarding on every row update).
+    let ld = n.div_ceil(8) * 8;
+    let mut buf = vec![0.0f64; n * ld + 8];
+    let off = buf.as_ptr().align_offset(64).min(8);
+    let m = &mut buf[off..off + n * ld];
+    load_symmetric(a, ridge, m, ld)?;
     if !dispatch(crate::simd::active(), GaussJordan { m, n, ld }) {
         return None;
     }
-    Some(InverseF64 {
-        buf,
-        off,
-        n,
-        ld,
-        a_norm1,
-    })
+    Some(InverseF64 { buf, off, n, ld })
 }
 
 /// In-place Gauss–Jordan inversion without pivoting of the n x n matrix `m` (row stride `ld`,
@@ -161,7 +151,7 @@ fn gauss_jordan<S: Simd<E = f64>, const NV: usize>(g: GaussJordan<'_>) -> bool {
     let pivot_row = &mut pbuf[off..off + ld];
     for k in 0..n {
         let p = m[k * ld + k];
-        if p.is_nan() || p <= 1e-12 * diag[k] {
+        if p.is_nan() || p <= PIVOT_FLOOR * diag[k] {
             return false;
         }
         // Row k becomes (row k with 1 in column k) / p; every other row i loses m[i][k] times
@@ -263,17 +253,14 @@ mod tests {
     }
 
     #[test]
-    fn ridge_and_condition_number() {
-        // diag(1, 4, 0.5) + ridge 0.5 I = diag(1.5, 4.5, 1): cond_1 = 4.5.
+    fn ridge_and_non_finite_input() {
+        // diag(1, 4, 0.5) + ridge 0.5 I = diag(1.5, 4.5, 1).
         let a = Array2::from_diag(&ndarray::arr1(&[1.0f32, 4.0, 0.5]));
         let inv = spd_inverse_f64(a.view(), 0.5).expect("SPD");
-        assert_eq!(inv.dim(), 3);
         let want = [1.0 / 1.5, 1.0 / 4.5, 1.0];
         for (i, w) in want.iter().enumerate() {
             assert!((inv.row(i)[i] - w).abs() < 1e-15);
         }
-        assert!((inv.cond1() - 4.5).abs() < 1e-12);
-        assert_eq!(inv.to_dense().len(), 9);
         // Non-finite entries are not inverted.
         let mut b = a.clone();
         b[[1, 1]] = f32::INFINITY;

@@ -98,16 +98,22 @@ pub fn active() -> Isa {
     })
 }
 
-/// Hints that the cache lines of part `k` of `parts` equal parts of `xs` will be read soon
+/// The run length (whole 64-byte lines) that splits a stream of `bytes` into `parts` runs for
+/// `prefetch_run`: the one division, done once per stream instead of once per hint.
+pub(crate) fn prefetch_step(bytes: usize, parts: usize) -> usize {
+    bytes.div_ceil(parts.max(1)).next_multiple_of(64)
+}
+
+/// Hints that bytes [k * step, (k + 1) * step) of `xs` (clamped to the slice) will be read soon
 /// (into L1). For streams the hardware prefetchers miss: those read in bursts with long compute
 /// between them. A no-op off x86-64.
 #[inline(always)]
-pub(crate) fn prefetch_part<E>(xs: &[E], k: usize, parts: usize) {
+pub(crate) fn prefetch_run<E>(xs: &[E], k: usize, step: usize) {
     let bytes = std::mem::size_of_val(xs);
-    let part = |k: usize| (bytes as u128 * k as u128 / parts.max(1) as u128).min(bytes as u128);
-    let (lo, hi) = (part(k) as usize, part(k + 1) as usize);
+    let lo = k.saturating_mul(step).min(bytes);
+    let hi = lo.saturating_add(step).min(bytes);
     #[cfg(target_arch = "x86_64")]
-    for off in (lo / 64 * 64..hi).step_by(64) {
+    for off in (lo..hi).step_by(64) {
         // SAFETY: off < bytes, so the address is inside `xs`; a prefetch never faults and has
         // no architectural effect (SSE, part of the x86-64 baseline).
         unsafe {

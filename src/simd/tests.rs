@@ -315,15 +315,20 @@ fn transpose_matches_definition() {
 }
 
 #[test]
-fn prefetch_part_stays_inside_the_slice() {
-    // Any part index (also past `parts`), empty slices and odd sizes: hints only, no access
-    // outside the slice (under Miri or a sanitizer an out-of-bounds `add` would show).
+fn prefetch_run_stays_inside_the_slice() {
+    // Any run index (also past the last run and huge), empty slices and odd sizes: hints only,
+    // no access outside the slice (under Miri or a sanitizer an out-of-bounds `add` would show).
     let xs = vec![1.0f32; 1000];
+    assert_eq!(super::prefetch_step(4000, 7), 576);
+    assert_eq!(super::prefetch_step(0, 0), 0);
     for parts in [0usize, 1, 3, 7] {
-        for k in 0..parts + 2 {
-            super::prefetch_part(&xs, k, parts);
-            super::prefetch_part(&xs[..1], k, parts);
-            super::prefetch_part::<f32>(&[], k, parts);
+        let step = super::prefetch_step(4000, parts);
+        assert!(step * parts.max(1) >= 4000 && step % 64 == 0);
+        for k in (0..parts + 2).chain([usize::MAX]) {
+            super::prefetch_run(&xs, k, step);
+            super::prefetch_run(&xs[..1], k, step);
+            super::prefetch_run::<f32>(&[], k, step);
+            super::prefetch_run(&xs, k, usize::MAX);
         }
     }
 }

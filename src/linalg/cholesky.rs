@@ -179,8 +179,8 @@ unsafe fn block<S: Simd<E = f64>, const B: usize>(
         }
         if j < rows.end {
             let (f, xj) = (S::splat(-coef(j)), x.add(j * ldx));
-            for u in 0..B {
-                even[u] = S::fma(f, S::load(xj.add(u * w)), even[u]);
+            for (u, e) in even.iter_mut().enumerate() {
+                *e = S::fma(f, S::load(xj.add(u * w)), *e);
             }
         }
         let s = S::splat(scale);
@@ -221,7 +221,8 @@ impl Kernel<f64> for Factor<'_> {
             }
             let r = &mut self.m[row..row + ld];
             let pivot = r[k];
-            if !(pivot > PIVOT_FLOOR * diag.abs()) {
+            // Also declines a NaN pivot.
+            if pivot.is_nan() || pivot <= PIVOT_FLOOR * diag.abs() {
                 return false;
             }
             let rkk = pivot.sqrt();
@@ -260,7 +261,11 @@ impl Kernel<f64> for Solve<'_> {
             for i in 0..n {
                 let coef = |j: usize| *r.add(j * ld + i);
                 let bi = b.add(i * ldb);
-                let nvi = if self.identity { nv.min(i / S::LANES + 1) } else { nv };
+                let nvi = if self.identity {
+                    nv.min(i / S::LANES + 1)
+                } else {
+                    nv
+                };
                 update_row::<S>(bi, bi, nvi, 0..i, &coef, b, ldb, f.inv_diag[i]);
             }
             for i in (0..n).rev() {

@@ -323,7 +323,7 @@ fn prefetch_run_stays_inside_the_slice() {
     assert_eq!(super::prefetch_step(0, 0), 0);
     for parts in [0usize, 1, 3, 7] {
         let step = super::prefetch_step(4000, parts);
-        assert!(step * parts.max(1) >= 4000 && step % 64 == 0);
+        assert!(step * parts.max(1) >= 4000 && step.is_multiple_of(64));
         for k in (0..parts + 2).chain([usize::MAX]) {
             super::prefetch_run(&xs, k, step);
             super::prefetch_run(&xs[..1], k, step);

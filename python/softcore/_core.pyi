@@ -247,11 +247,11 @@ def soft_attention(
         landmarks: (l, d) shared by all heads or (..., l, d) per head (learned in SOFT); None
             uses the means of ``num_landmarks`` contiguous segments of q (at most n).
         iters, ridge: passed to :func:`pinv` (SOFT uses ``iters=20``, ``ridge=0.01``). With
-            ``iters=None`` a symmetric positive definite ``K(L, L) + ridge I`` is inverted
-            directly in float64 when ``n * eps64 * cond_1`` is below pinv's tolerance (then
-            no iteration could do better) and ``cond_1 <= 0.1 / eps`` of the dtype (beyond,
-            rounding in the dtype has blurred its smallest singular values); otherwise, and
-            with an int ``iters``, Newton–Schulz runs as in :func:`pinv`.
+            ``iters=None`` a symmetric positive definite ``K(L, L) + ridge I`` is applied
+            directly by a float64 Cholesky solve when ``n * eps64 * cond_1`` is below pinv's
+            tolerance (then no iteration could do better) and ``cond_1 <= 0.1 / eps`` of the
+            dtype (beyond, rounding in the dtype has blurred its smallest singular values);
+            otherwise, and with an int ``iters``, Newton–Schulz runs as in :func:`pinv`.
             ``pinv(K(L, L)) (K(L, q) v)`` is formed in float64.
         normalize: SOFT's symmetric normalisation
             ``K(q, L) D^-1/2 pinv(K(L, L)) D^-1/2 K(L, q) v`` with ``D = diag(K(L, L) 1)``.

@@ -11,7 +11,7 @@
 
 use super::gemm::GemmElem;
 use super::spd_inverse::{abs_sum, load_symmetric, PIVOT_FLOOR};
-use crate::simd::{active, dispatch, Kernel, Simd};
+use crate::simd::{active, dispatch, Isa, Kernel, Simd};
 use ndarray::ArrayView2;
 use std::ops::Range;
 
@@ -27,12 +27,23 @@ pub struct CholeskyF64 {
     ld: usize,
     /// ||A + ridge I||_1.
     a_norm1: f64,
+    /// The ISA it was factored on, and solves with.
+    isa: Isa,
 }
 
 /// The factor of A + ridge I, or None when A is not square (or empty), not exactly symmetric,
 /// not finite, or A + ridge I is not numerically positive definite (a pivot at most
 /// `PIVOT_FLOOR` of its diagonal entry).
 pub fn cholesky_f64<E: GemmElem>(a: ArrayView2<'_, E>, ridge: f64) -> Option<CholeskyF64> {
+    cholesky_f64_on(active(), a, ridge)
+}
+
+/// `cholesky_f64` on a given ISA (one `Isa::supported()` returns; tests compare them all).
+pub(crate) fn cholesky_f64_on<E: GemmElem>(
+    isa: Isa,
+    a: ArrayView2<'_, E>,
+    ridge: f64,
+) -> Option<CholeskyF64> {
     let n = a.nrows();
     if n != a.ncols() || n == 0 {
         return None;
@@ -42,7 +53,7 @@ pub fn cholesky_f64<E: GemmElem>(a: ArrayView2<'_, E>, ridge: f64) -> Option<Cho
     let a_norm1 = load_symmetric(a, ridge, &mut r, ld)?;
     let mut inv_diag = vec![0.0f64; n];
     let ok = dispatch(
-        active(),
+        isa,
         Factor {
             m: &mut r,
             inv_diag: &mut inv_diag,
@@ -56,6 +67,7 @@ pub fn cholesky_f64<E: GemmElem>(a: ArrayView2<'_, E>, ridge: f64) -> Option<Cho
         n,
         ld,
         a_norm1,
+        isa,
     })
 }
 
@@ -69,7 +81,7 @@ impl CholeskyF64 {
     pub fn solve_in_place(&self, b: &mut [f64], ldb: usize) {
         assert!(ldb.is_multiple_of(PAD) && b.len() >= self.n * ldb);
         dispatch(
-            active(),
+            self.isa,
             Solve {
                 f: self,
                 b,
@@ -88,7 +100,7 @@ impl CholeskyF64 {
         }
         assert!(ld.is_multiple_of(PAD));
         dispatch(
-            active(),
+            self.isa,
             Solve {
                 f: self,
                 b: &mut x,
@@ -291,19 +303,25 @@ mod tests {
     }
 
     #[test]
-    fn solves_and_inverts_spd_matrices() {
+    fn solves_and_inverts_spd_matrices_on_every_isa() {
+        for isa in Isa::supported() {
+            solves_and_inverts_on(isa);
+        }
+    }
+
+    fn solves_and_inverts_on(isa: Isa) {
         // Sizes around the vector widths (1, 4, 8 f64) and the four-vector blocks.
         for n in [
             1usize, 2, 3, 5, 7, 8, 9, 16, 17, 31, 32, 33, 49, 64, 65, 100,
         ] {
             let a = spd(n);
-            let f = cholesky_f64(a.view(), 0.0).expect("SPD");
+            let f = cholesky_f64_on(isa, a.view(), 0.0).expect("SPD");
             assert_eq!(f.dim(), n);
             let (x, ld) = f.inverse();
             let inv = Array2::from_shape_fn((n, n), |(i, j)| x[i * ld + j]);
             for ((i, j), v) in a.dot(&inv).indexed_iter() {
                 let want = if i == j { 1.0 } else { 0.0 };
-                assert!((v - want).abs() < 1e-10, "n={n} ({i},{j}) {v}");
+                assert!((v - want).abs() < 1e-10, "{isa:?} n={n} ({i},{j}) {v}");
             }
             // Right-hand sides of 1..3 blocks of columns, padding past them untouched at 0.
             for cols in [1usize, 8, 13, 40] {
@@ -318,7 +336,8 @@ mod tests {
                 for i in 0..n {
                     for j in 0..ldb {
                         let w = if j < cols { want[[i, j]] } else { 0.0 };
-                        assert!((b[i * ldb + j] - w).abs() < 1e-9, "n={n} cols={cols}");
+                        let got = b[i * ldb + j];
+                        assert!((got - w).abs() < 1e-9, "{isa:?} n={n} cols={cols}");
                     }
                 }
             }

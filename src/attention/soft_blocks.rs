@@ -10,7 +10,6 @@
 //! accumulators plus the TV (or CV) operand vectors and one broadcast must fit, and there must be
 //! more than latency x ports = 8 independent accumulators to keep both FMA pipes busy.
 
-use crate::simd::exp::{exp_nonpositive_with, ExpPoly};
 use crate::simd::{Elem, Simd};
 
 /// Whether this ISA has 32 vector registers (64-byte vectors: AVX-512).
@@ -49,9 +48,10 @@ pub(super) fn expand_rows<S: Simd>() -> usize {
     }
 }
 
-/// One JB x (TV * LANES) block of K^T: rows `lm` (JB landmarks, stride d), tokens from the packed
-/// tile `qt` (d rows of TV vectors). K = exp(min(q.l - a - b, 0)) with a, b the half squared norms:
-/// the Gaussian kernel with squared distances clamped at 0.
+/// One JB x (TV * LANES) block of the exponents of K^T: rows `lm` (JB landmarks, stride d),
+/// tokens from the packed tile `qt` (d rows of TV vectors); stores min(q.l - a - b, 0) with a, b
+/// the half squared norms, all four scaled by log2 e by the caller, so that 2^ of it (a pass of
+/// its own, `exp2_nonpositive_run`) is the Gaussian kernel with squared distances clamped at 0.
 ///
 /// # Safety
 /// `qt` holds d * TV * LANES elements, `lm` JB * d, `b` JB, and `out` rows j < JB of TV * LANES
@@ -64,7 +64,6 @@ pub(super) unsafe fn gauss_block<S: Simd, const JB: usize, const TV: usize>(
     lm: *const S::E,
     b: *const S::E,
     a: &[S::V; TV],
-    poly: &ExpPoly<S>,
     out: *mut S::E,
     ldk: usize,
 ) {
@@ -94,8 +93,7 @@ pub(super) unsafe fn gauss_block<S: Simd, const JB: usize, const TV: usize>(
         }
         for (j, row) in acc.iter().enumerate() {
             for (t, &r) in row.iter().enumerate() {
-                let e = exp_nonpositive_with::<S>(S::min(zero, r), poly);
-                S::store(out.add(j * ldk + t * w), e);
+                S::store(out.add(j * ldk + t * w), S::min(zero, r));
             }
         }
     }

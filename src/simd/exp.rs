@@ -43,6 +43,35 @@ impl<S: Simd> ExpPoly<S> {
         ExpPoly { c, len }
     }
 
+    /// The softmax polynomial in base 2: 2^r = e^(r ln2) for |r| <= 1/2, so the coefficient of
+    /// r^k is that of `softmax` times ln2^k (formed in f64, rounded once): the same
+    /// approximation error, plus at most that rounding.
+    #[inline(always)]
+    pub fn softmax_exp2(scale: S::V) -> Self {
+        let mut p = Self::softmax(scale);
+        let q = S::E::EXP_Q_SOFTMAX;
+        let deg = p.len - 1;
+        for (k, c) in p.c[..p.len].iter_mut().enumerate() {
+            let ck = q.get(k).map_or(1.0, |x| x.to_f64());
+            let f = ck * std::f64::consts::LN_2.powi((deg - k) as i32);
+            *c = S::mul(S::splat(S::E::from_f64(f)), scale);
+        }
+        p
+    }
+
+    /// `eval` on U vectors, each Horner step across all of them: U independent FMAs side by
+    /// side, so the FMA pipes stay busy instead of waiting on one chain's latency.
+    #[inline(always)]
+    pub fn eval_many<const U: usize>(&self, r: [S::V; U]) -> [S::V; U] {
+        let mut acc = [self.c[0]; U];
+        for k in 1..self.len {
+            for u in 0..U {
+                acc[u] = S::fma(acc[u], r[u], self.c[k]);
+            }
+        }
+        acc
+    }
+
     #[inline(always)]
     pub fn eval(&self, r: S::V) -> S::V {
         let mut acc = self.c[0];
@@ -84,16 +113,65 @@ pub fn exp_with<S: Simd>(x: S::V, poly: &ExpPoly<S>) -> S::V {
     S::ldexp(poly.eval(S::reduce_ln2(x, n)), n)
 }
 
-/// e^x with IEEE behaviour at the edges: +inf above the overflow threshold, gradual underflow to
-/// +0, e^-inf = 0, e^+inf = inf, NaN propagates.
-/// `exp_with` for x <= 0 (or NaN): no overflow clamp.
+/// 2^t for U vectors of t <= 0 (or NaN) with `ExpPoly::softmax_exp2`, each step across all U
+/// vectors. For callers that fold log2 e into their inputs (the SOFT kernel): n = round(t) by
+/// adding and removing 1.5 * 2^(digits-1) and r = t - n (exact) take adds, not FMAs, so beside
+/// the polynomial no work lands on the FMA pipes; base e needs an FMA for n and two for the
+/// Cody–Waite reduction. 2^t below half the smallest subnormal is +0, 2^-inf = 0, NaN
+/// propagates.
 #[inline(always)]
-pub fn exp_nonpositive_with<S: Simd>(x: S::V, poly: &ExpPoly<S>) -> S::V {
-    let x = S::max(S::splat(S::E::EXP_UNDERFLOW), x);
-    let n = round_log2e::<S>(x);
-    S::ldexp(poly.eval(S::reduce_ln2(x, n)), n)
+pub fn exp2_nonpositive_many<S: Simd, const U: usize>(
+    t: [S::V; U],
+    poly: &ExpPoly<S>,
+) -> [S::V; U] {
+    // EXP_UNDERFLOW log2 e: 2^-151.5 (f32) and 2^-1076.3 (f64) times p(r) < 1.42 round to 0.
+    let lo = S::splat(S::E::from_f64(
+        S::E::EXP_UNDERFLOW.to_f64() * std::f64::consts::LOG2_E,
+    ));
+    // t as the second operand: a NaN survives the clamp.
+    let t: [S::V; U] = std::array::from_fn(|u| S::max(lo, t[u]));
+    // Nearest-even rounding for |t| < 2^(digits-2), far beyond the clamp.
+    let magic = S::splat(S::E::from_f64(
+        1.5 * 2f64.powi(S::E::MANTISSA_DIGITS as i32 - 1),
+    ));
+    let n: [S::V; U] = std::array::from_fn(|u| S::sub(S::add(t[u], magic), magic));
+    let r: [S::V; U] = std::array::from_fn(|u| S::sub(t[u], n[u]));
+    let p = poly.eval_many(r);
+    std::array::from_fn(|u| S::ldexp(p[u], n[u]))
 }
 
+/// In place `exp2_nonpositive_many` over `count` vectors at `p`, U at a time.
+///
+/// # Safety
+/// `p` must hold count * LANES readable and writable elements.
+#[inline(always)]
+pub unsafe fn exp2_nonpositive_run<S: Simd, const U: usize>(
+    p: *mut S::E,
+    count: usize,
+    poly: &ExpPoly<S>,
+) {
+    let w = S::LANES;
+    let mut i = 0;
+    // SAFETY (whole body): vectors i < count lie inside the caller's buffer.
+    unsafe {
+        while i + U <= count {
+            let t: [S::V; U] = std::array::from_fn(|u| S::load(p.add((i + u) * w)));
+            let e = exp2_nonpositive_many(t, poly);
+            for (u, &e) in e.iter().enumerate() {
+                S::store(p.add((i + u) * w), e);
+            }
+            i += U;
+        }
+        while i < count {
+            let [e] = exp2_nonpositive_many([S::load(p.add(i * w))], poly);
+            S::store(p.add(i * w), e);
+            i += 1;
+        }
+    }
+}
+
+/// e^x with IEEE behaviour at the edges: +inf above the overflow threshold, gradual underflow to
+/// +0, e^-inf = 0, e^+inf = inf, NaN propagates.
 #[inline(always)]
 pub fn exp<S: Simd>(x: S::V) -> S::V {
     // Clamp with x as the second operand so a NaN x survives both.

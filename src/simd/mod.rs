@@ -14,6 +14,8 @@ mod vector;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod exp2_tests;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;

@@ -73,12 +73,24 @@ fn exp2_f64_against_f64() {
 #[test]
 fn exp2_special_values() {
     for isa in Isa::supported() {
-        let t = [f32::NEG_INFINITY, f32::NAN, -0.0, 0.0, -149.0, -150.5, -1e30];
+        let t = [
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -0.0,
+            0.0,
+            -149.0,
+            -150.5,
+            -1e30,
+        ];
         let y = exp2_on(isa, &t);
         assert_eq!(y[0], 0.0, "{isa:?}");
         assert!(y[1].is_nan(), "{isa:?}");
         assert_eq!((y[2], y[3]), (1.0, 1.0), "{isa:?}");
-        assert_eq!(y[4], f32::from_bits(1), "{isa:?}: 2^-149 is the smallest subnormal");
+        assert_eq!(
+            y[4],
+            f32::from_bits(1),
+            "{isa:?}: 2^-149 is the smallest subnormal"
+        );
         assert_eq!((y[5], y[6]), (0.0, 0.0), "{isa:?}");
         let t = [f64::NEG_INFINITY, f64::NAN, -0.0, -1074.0, -1076.0, -1e300];
         let y = exp2_on(isa, &t);

@@ -13,9 +13,9 @@ pub(crate) mod scalar;
 mod vector;
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod exp2_tests;
+#[cfg(test)]
+mod tests;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;

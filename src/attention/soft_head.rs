@@ -145,9 +145,11 @@ pub(super) fn soft_head_on<E: GemmElem + Lanes>(
             kt: &mut klt,
         },
     );
-    let kll = kl.square(&klt, l);
-    let kll = Array2::from_shape_vec((l, l), kll).map_err(|e| Error::Invalid(e.to_string()))?;
-    let w = weights(&kll, &pr.c, ldc, dv, opts)?;
+    let kll_e = || {
+        Array2::from_shape_vec((l, l), kl.square(&klt, l))
+            .map_err(|e| Error::Invalid(e.to_string()))
+    };
+    let w = weights(isa, kl.square_f64(&klt, l), l, kll_e, &pr.c, ldc, dv, opts)?;
     dispatch(
         isa,
         Expand {

@@ -10,6 +10,7 @@
 //! 2.5% and 1.6% on a whole SOFT head (AMD EPYC, AVX-512; benches/README.md).
 
 use super::soft_blocks::{gauss_block, landmark_block, project_block, wide, CV, TOKEN_VECTORS};
+use crate::linalg::padded;
 use crate::simd::exp::{exp2_nonpositive_run, ExpPoly};
 use crate::simd::{prefetch_run, prefetch_step, Elem, Kernel, Lanes, Simd};
 
@@ -30,6 +31,28 @@ pub(super) struct Projection<E> {
 }
 
 impl<E: Elem> Projection<E> {
+    /// `square` in f64, rows padded to `linalg::padded(l)` with zeros: the layout the Cholesky
+    /// factorisation takes. (K + K^T) / 2 is exact in f64 and rounds to `square`'s value in E.
+    pub(super) fn square_f64(&self, kt: &[E], l: usize) -> Vec<f64> {
+        let ld = padded(l);
+        let mut k = vec![0.0f64; l * ld];
+        // Row j of K^T is column j of K: a contiguous run of each panel.
+        for (j, row) in k.chunks_exact_mut(ld).enumerate() {
+            for (t, part) in row[..l].chunks_mut(self.tile).enumerate() {
+                let src = &kt[t * self.panel + j * self.tile..][..part.len()];
+                part.iter_mut().zip(src).for_each(|(o, &x)| *o = x.to_f64());
+            }
+        }
+        for i in 0..l {
+            for j in 0..i {
+                let s = (k[i * ld + j] + k[j * ld + i]) * 0.5;
+                k[i * ld + j] = s;
+                k[j * ld + i] = s;
+            }
+        }
+        k
+    }
+
     /// K(x, L) for a projection of x = L itself (n = l tokens), symmetrised: (K + K^T) / 2,
     /// l x l, rows contiguous. Symmetric in exact arithmetic; averaging makes it exactly so, as
     /// the SPD inverse requires.

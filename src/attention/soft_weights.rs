@@ -9,8 +9,8 @@ use super::soft_blocks::CV;
 use super::soft_project::round_up;
 use super::SoftOptions;
 use crate::error::{Error, Result};
-use crate::linalg::{matmul, pinv, spd_solver_f64, GemmElem};
-use crate::simd::Lanes;
+use crate::linalg::{matmul, padded, pinv, spd_solver_symmetric_f64, GemmElem};
+use crate::simd::{Isa, Lanes};
 use ndarray::{Array2, ArrayView2};
 
 /// W for the expansion kernel: rows of `ldw` elements (whole column blocks of the widest ISA),
@@ -20,19 +20,23 @@ pub(super) struct Weights<E> {
     pub(super) ldw: usize,
 }
 
-/// W from the symmetric K(L, L) and C (l rows of stride `ldc`, dv columns).
+/// W from K(L, L) (`kll`: l rows of `linalg::padded(l)` f64, exactly symmetric; consumed) and
+/// C (l rows of stride `ldc`, dv columns); `kll_e` forms K(L, L) in E for Newton–Schulz, when
+/// the Cholesky solve is declined.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn weights<E: GemmElem + Lanes>(
-    kll: &Array2<E>,
+    isa: Isa,
+    kll: Vec<f64>,
+    l: usize,
+    kll_e: impl FnOnce() -> Result<Array2<E>>,
     c: &[E],
     ldc: usize,
     dv: usize,
     opts: &SoftOptions,
 ) -> Result<Weights<E>> {
-    let l = kll.nrows();
     let scale: Vec<f64> = if opts.normalize {
-        kll.rows()
-            .into_iter()
-            .map(|r| 1.0 / r.iter().map(|x| x.to_f64()).sum::<f64>().sqrt())
+        kll.chunks_exact(padded(l))
+            .map(|r| 1.0 / r[..l].iter().sum::<f64>().sqrt())
             .collect()
     } else {
         vec![1.0; l]
@@ -48,10 +52,10 @@ pub(super) fn weights<E: GemmElem + Lanes>(
     // pinv(K(L, L)) applied directly in f64 when that is as accurate as iterating can be (the
     // usual case: K(L, L) is SPD), else formed by Newton–Schulz in E (fixed step counts,
     // singular K(L, L)).
-    match spd_solver_f64(kll.view(), &opts.pinv)? {
+    match spd_solver_symmetric_f64::<E>(isa, kll, l, &opts.pinv)? {
         Some(f) => f.solve_in_place(&mut b, ldb),
         None => {
-            let p = pinv(kll.view(), &opts.pinv)?.0.mapv(|x| x.to_f64());
+            let p = pinv(kll_e()?.view(), &opts.pinv)?.0.mapv(|x| x.to_f64());
             let b64 = ArrayView2::from_shape((l, ldb), &b[..])
                 .map_err(|e| Error::Invalid(e.to_string()))?;
             let w64 = matmul(p.view(), b64)?;

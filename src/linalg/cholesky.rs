@@ -48,9 +48,45 @@ pub(crate) fn cholesky_f64_on<E: GemmElem>(
     if n != a.ncols() || n == 0 {
         return None;
     }
-    let ld = n.next_multiple_of(PAD);
+    let ld = padded(n);
     let mut r = vec![0.0f64; n * ld];
     let a_norm1 = load_symmetric(a, ridge, &mut r, ld)?;
+    factor(isa, r, n, ld, a_norm1)
+}
+
+/// The row stride of the f64 matrices here: n rounded up to whole vectors on every ISA.
+pub(crate) fn padded(n: usize) -> usize {
+    n.next_multiple_of(PAD)
+}
+
+/// The factor of A + ridge I for an A the caller has made exactly symmetric (SOFT's K(L, L),
+/// averaged with its transpose as it is formed), given as n rows of `padded(n)` f64, zero past
+/// column n: no conversion and no check of symmetry. None when A is empty, or A + ridge I is
+/// not finite or not numerically positive definite.
+pub(crate) fn cholesky_f64_symmetric(
+    isa: Isa,
+    mut m: Vec<f64>,
+    n: usize,
+    ridge: f64,
+) -> Option<CholeskyF64> {
+    let ld = padded(n);
+    assert!(m.len() == n * ld);
+    if n == 0 {
+        return None;
+    }
+    let mut a_norm1 = 0.0f64;
+    for (i, row) in m.chunks_exact_mut(ld).enumerate() {
+        row[i] += ridge;
+        let sum = abs_sum(&row[..n]);
+        if !sum.is_finite() {
+            return None;
+        }
+        a_norm1 = a_norm1.max(sum);
+    }
+    factor(isa, m, n, ld, a_norm1)
+}
+
+fn factor(isa: Isa, mut r: Vec<f64>, n: usize, ld: usize, a_norm1: f64) -> Option<CholeskyF64> {
     let mut inv_diag = vec![0.0f64; n];
     let ok = dispatch(
         isa,

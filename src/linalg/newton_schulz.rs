@@ -14,11 +14,12 @@
 //! 1e-3 shows the quadratic phase has begun; before it, steps rise while V doubles) stop too and
 //! the iterate with the smallest step is kept.
 
-use super::cholesky::{cholesky_f64, CholeskyF64};
+use super::cholesky::{cholesky_f64, cholesky_f64_symmetric, CholeskyF64};
 use super::gemm::{gemm, matmul, GemmElem};
 use super::spd_inverse::spd_inverse;
 use crate::error::{Error, Result};
 use crate::simd::Elem;
+use crate::simd::Isa;
 use ndarray::{Array2, ArrayView2, Axis};
 
 /// Cap on the number of steps when `iters` is None. Order 2 needs about
@@ -190,9 +191,27 @@ pub fn spd_solver_f64<E: GemmElem>(
     if opts.iters.is_some() {
         return Ok(None);
     }
-    let Some(f) = cholesky_f64(a, opts.ridge) else {
+    Ok(cholesky_f64(a, opts.ridge).and_then(|f| spd_accept::<E>(f, opts)))
+}
+
+/// `spd_solver_f64` for an A the caller has made exactly symmetric, in the layout of
+/// `cholesky_f64_symmetric` (n rows of `padded(n)` f64, zero past column n; consumed), with E
+/// the element type A was formed in. SOFT's K(L, L).
+pub(crate) fn spd_solver_symmetric_f64<E: GemmElem>(
+    isa: Isa,
+    a: Vec<f64>,
+    n: usize,
+    opts: &PinvOptions,
+) -> Result<Option<CholeskyF64>> {
+    check_options(opts)?;
+    if opts.iters.is_some() {
         return Ok(None);
-    };
+    }
+    Ok(cholesky_f64_symmetric(isa, a, n, opts.ridge).and_then(|f| spd_accept::<E>(f, opts)))
+}
+
+/// The acceptance rule of `spd_solver_f64`.
+fn spd_accept<E: GemmElem>(f: CholeskyF64, opts: &PinvOptions) -> Option<CholeskyF64> {
     let tol = opts.tol.unwrap_or_else(default_tol::<E>);
     // And A itself, rounded to E, must determine its inverse: beyond cond ~ 0.1 / eps_E its
     // smallest singular values are E's rounding noise, which an exact inverse would amplify
@@ -202,7 +221,7 @@ pub fn spd_solver_f64<E: GemmElem>(
         |cond: f64| f.dim() as f64 * f64::EPSILON * 0.5 * cond <= tol && cond * eps_e <= 0.1;
     // The O(n^2) upper bound settles it when it passes (then cond_1 does too); otherwise
     // cond_1 itself, from the inverse (n solves), decides: the same answer either way.
-    Ok((accept(f.cond1_upper()) || accept(f.cond1())).then_some(f))
+    (accept(f.cond1_upper()) || accept(f.cond1())).then_some(f)
 }
 
 /// The pseudo-inverse of one matrix (n x m result for an m x n input).

@@ -10,4 +10,4 @@ mod soft_tests;
 mod soft_weights;
 
 pub use soft::{soft_attention, SoftOptions};
-pub use soft_head::soft_head;
+pub use soft_head::{soft_head, HeadScratch};

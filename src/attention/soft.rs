@@ -17,7 +17,7 @@
 //! Rust callers) forms x.y with the crate's GEMM.
 
 use super::soft_blocks::{load_cols, store_cols};
-use super::soft_head::soft_head;
+use super::soft_head::{soft_head, HeadScratch};
 use crate::error::{Error, Result};
 use crate::linalg::{matmul, GemmElem, PinvOptions};
 use crate::simd::exp::{exp_with, ExpPoly};
@@ -281,33 +281,34 @@ pub fn soft_attention<E: GemmElem + Lanes>(
     let mut out: Vec<E> = Vec::new();
     out.try_reserve_exact(len)
         .map_err(|_| Error::Invalid(format!("soft_attention: cannot allocate {len} outputs")))?;
-    // One head: K^T scratch is reused across the heads a worker split runs (also in one thread).
-    let head = |scratch: &mut Vec<E>, (b, ob): (usize, &mut [MaybeUninit<E>])| -> Result<()> {
-        // Non-finite q or v is detected inside the head (see `soft_head`).
-        if n == 0 {
-            return Ok(());
-        }
-        let shape = |l: usize| (n, d, dv, l);
-        let (qh, vh) = (&qs[b * n * d..][..n * d], &vs[b * n * dv..][..n * dv]);
-        match &lm3 {
-            Some(l) => {
-                let lb = l.index_axis(Axis(0), if l.shape()[0] == 1 { 0 } else { b });
-                let lm = lb
-                    .as_slice()
-                    .ok_or_else(|| Error::Invalid("internal: landmark layout".into()))?;
-                soft_head(qh, vh, lm, shape(lb.nrows()), opts, ob, scratch)
+    // One head: the scratch is reused across the heads a worker split runs (also in one thread).
+    let head =
+        |scratch: &mut HeadScratch<E>, (b, ob): (usize, &mut [MaybeUninit<E>])| -> Result<()> {
+            // Non-finite q or v is detected inside the head (see `soft_head`).
+            if n == 0 {
+                return Ok(());
             }
-            None => {
-                let l = opts.num_landmarks.min(n);
-                let lm = segment_means_rows(qh, d, l);
-                soft_head(qh, vh, &lm, shape(l), opts, ob, scratch)
+            let shape = |l: usize| (n, d, dv, l);
+            let (qh, vh) = (&qs[b * n * d..][..n * d], &vs[b * n * dv..][..n * dv]);
+            match &lm3 {
+                Some(l) => {
+                    let lb = l.index_axis(Axis(0), if l.shape()[0] == 1 { 0 } else { b });
+                    let lm = lb
+                        .as_slice()
+                        .ok_or_else(|| Error::Invalid("internal: landmark layout".into()))?;
+                    soft_head(qh, vh, lm, shape(lb.nrows()), opts, ob, scratch)
+                }
+                None => {
+                    let l = opts.num_landmarks.min(n);
+                    let lm = segment_means_rows(qh, d, l);
+                    soft_head(qh, vh, &lm, shape(l), opts, ob, scratch)
+                }
             }
-        }
-    };
+        };
     let results = crate::threads::map_chunks_mut(
         &mut out.spare_capacity_mut()[..len],
         n * dv,
-        Vec::new,
+        HeadScratch::default,
         head,
     );
     results.into_iter().collect::<Result<()>>()?;

@@ -76,6 +76,14 @@ fn expand<S: Simd, const IB: usize>(e: Expand<'_, S::E>) {
     }
 }
 
+/// Buffers a worker reuses across the heads it runs (grown as needed, never shrunk): K^T of the
+/// tokens (n x l, the largest allocation of a head) and of the landmarks (l x l).
+#[derive(Default)]
+pub struct HeadScratch<E> {
+    kt: Vec<E>,
+    klt: Vec<E>,
+}
+
 fn non_finite() -> Error {
     Error::Invalid("soft_attention: q or v contains NaN or infinity".into())
 }
@@ -90,7 +98,7 @@ pub fn soft_head<E: GemmElem + Lanes>(
     dims: (usize, usize, usize, usize),
     opts: &SoftOptions,
     out: &mut [MaybeUninit<E>],
-    scratch: &mut Vec<E>,
+    scratch: &mut HeadScratch<E>,
 ) -> Result<()> {
     soft_head_on(simd::active(), q, v, lm, dims, opts, out, scratch)
 }
@@ -105,10 +113,10 @@ pub(super) fn soft_head_on<E: GemmElem + Lanes>(
     (n, d, dv, l): (usize, usize, usize, usize),
     opts: &SoftOptions,
     out: &mut [MaybeUninit<E>],
-    scratch: &mut Vec<E>,
+    scratch: &mut HeadScratch<E>,
 ) -> Result<()> {
     let (x, v) = (&q[..n * d], &v[..n * dv]);
-    let kt = &mut *scratch;
+    let HeadScratch { kt, klt } = scratch;
     let pr = dispatch(
         isa,
         Project {
@@ -119,7 +127,7 @@ pub(super) fn soft_head_on<E: GemmElem + Lanes>(
             l,
             v,
             dv,
-            kt,
+            kt: &mut *kt,
         },
     );
     if !pr.norm_check.is_finite() && !all_finite(x) {
@@ -131,7 +139,6 @@ pub(super) fn soft_head_on<E: GemmElem + Lanes>(
         return Err(non_finite());
     }
     // K(L, L) by the same kernel, so that landmarks equal to tokens give identical kernel values.
-    let mut klt = Vec::new();
     let kl = dispatch(
         isa,
         Project {
@@ -142,18 +149,17 @@ pub(super) fn soft_head_on<E: GemmElem + Lanes>(
             l,
             v: &[],
             dv: 0,
-            kt: &mut klt,
+            kt: &mut *klt,
         },
     );
     let kll_e = || {
-        Array2::from_shape_vec((l, l), kl.square(&klt, l))
-            .map_err(|e| Error::Invalid(e.to_string()))
+        Array2::from_shape_vec((l, l), kl.square(klt, l)).map_err(|e| Error::Invalid(e.to_string()))
     };
-    let w = weights(isa, kl.square_f64(&klt, l), l, kll_e, &pr.c, ldc, dv, opts)?;
+    let w = weights(isa, kl.square_f64(klt, l), l, kll_e, &pr.c, ldc, dv, opts)?;
     dispatch(
         isa,
         Expand {
-            kt: scratch,
+            kt: kt.as_slice(),
             tile: pr.tile,
             panel: pr.panel,
             l,

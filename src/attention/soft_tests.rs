@@ -2,7 +2,7 @@
 //! around each block: tokens around tiles (3 vectors) and expansion blocks (12 or 6 rows),
 //! landmarks around blocks of 7 or 3, columns around blocks of 2 vectors.
 
-use super::soft_head::soft_head_on;
+use super::soft_head::{soft_head_on, HeadScratch};
 use super::SoftOptions;
 use crate::linalg::{GemmElem, PinvOptions};
 use crate::simd::{Isa, Lanes};
@@ -36,7 +36,7 @@ fn run<E: GemmElem + Lanes>(isa: Isa, dims: (usize, usize, usize, usize), seed: 
         normalize: seed.is_multiple_of(2),
     };
     let mut out = vec![MaybeUninit::<E>::uninit(); n * dv];
-    let mut scratch = Vec::new();
+    let mut scratch = HeadScratch::default();
     soft_head_on(isa, &q, &v, &lm, dims, &opts, &mut out, &mut scratch).expect("soft head");
     // SAFETY: soft_head_on wrote every element.
     out.iter()

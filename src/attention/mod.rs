@@ -3,6 +3,8 @@
 
 pub mod soft;
 mod soft_blocks;
+#[cfg(test)]
+mod soft_formula_tests;
 mod soft_head;
 mod soft_project;
 #[cfg(test)]

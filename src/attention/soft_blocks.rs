@@ -50,8 +50,9 @@ pub(super) fn expand_rows<S: Simd>() -> usize {
 
 /// One JB x (TV * LANES) block of the exponents of K^T: rows `lm` (JB landmarks, stride d),
 /// tokens from the packed tile `qt` (d rows of TV vectors); stores min(q.l - a - b, 0) with a, b
-/// the half squared norms, all four scaled by log2 e by the caller, so that 2^ of it (a pass of
-/// its own, `exp2_nonpositive_run`) is the Gaussian kernel with squared distances clamped at 0.
+/// the half squared norms, where the caller has scaled the landmarks, a and b by log2 e, so
+/// that 2^ of it (a pass of its own, `exp2_nonpositive_run`) is the Gaussian kernel with squared
+/// distances clamped at 0.
 ///
 /// # Safety
 /// `qt` holds d * TV * LANES elements, `lm` JB * d, `b` JB, and `out` rows j < JB of TV * LANES

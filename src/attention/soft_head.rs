@@ -88,8 +88,8 @@ fn non_finite() -> Error {
     Error::Invalid("soft_attention: q or v contains NaN or infinity".into())
 }
 
-/// SOFT attention for one head: q (n x d), v (n x dv), landmarks (l x d), all contiguous;
-/// writes out (n x dv, contiguous).
+/// SOFT attention for one head: q (n x d), v (n x dv), landmarks (l x d, l >= 1), all
+/// contiguous; writes out (n x dv, contiguous).
 #[allow(clippy::too_many_arguments)]
 pub fn soft_head<E: GemmElem + Lanes>(
     q: &[E],
@@ -115,6 +115,9 @@ pub(super) fn soft_head_on<E: GemmElem + Lanes>(
     out: &mut [MaybeUninit<E>],
     scratch: &mut HeadScratch<E>,
 ) -> Result<()> {
+    if l == 0 {
+        return Err(Error::Invalid("soft_head: no landmarks (l = 0)".into()));
+    }
     let (x, v) = (&q[..n * d], &v[..n * dv]);
     let HeadScratch { kt, klt } = scratch;
     let pr = dispatch(

@@ -3,7 +3,9 @@
 //! its K^T is still in L1.
 //!
 //! The kernel is formed in base 2, K = 2^(min(L' q^T - a' - b', 0)) with log2 e folded into the
-//! landmarks and half squared norms (L' = log2 e L, ...), and exponentiated in a pass over the
+//! landmarks and both half squared norms (L' = log2 e L, ...; in E, so the exponent carries
+//! relative errors of a few units of E's roundoff, as the distances themselves already do:
+//! 2 to 3 ULP of K at K = e^-20 in f32), and exponentiated in a pass over the
 //! tile's panel after its distances. Base 2 needs no FMA for the range reduction (three fewer per
 //! vector than e^x, whose FMAs compete with the products'), and the separate pass interleaves
 //! eight independent exponentials where the block epilogue could offer only a few: measured
@@ -32,7 +34,9 @@ pub(super) struct Projection<E> {
 
 impl<E: Elem> Projection<E> {
     /// `square` in f64, rows padded to `linalg::padded(l)` with zeros: the layout the Cholesky
-    /// factorisation takes. (K + K^T) / 2 is exact in f64 and rounds to `square`'s value in E.
+    /// factorisation takes. For f32 K, (K + K^T) / 2 is exact in f64 (the factorisation gets
+    /// the average before rounding to E) and rounds to `square`'s value; for f64 it is that
+    /// value. l >= 1.
     pub(super) fn square_f64(&self, kt: &[E], l: usize) -> Vec<f64> {
         let ld = padded(l);
         let mut k = vec![0.0f64; l * ld];

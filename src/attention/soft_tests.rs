@@ -8,7 +8,7 @@ use crate::linalg::{GemmElem, PinvOptions};
 use crate::simd::{Isa, Lanes};
 use std::mem::MaybeUninit;
 
-fn data<E: GemmElem>(len: usize, seed: u64, scale: f64) -> Vec<E> {
+pub(super) fn data<E: GemmElem>(len: usize, seed: u64, scale: f64) -> Vec<E> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {

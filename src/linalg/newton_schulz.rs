@@ -220,7 +220,8 @@ fn spd_accept<E: GemmElem>(f: CholeskyF64, opts: &PinvOptions) -> Option<Cholesk
     let accept =
         |cond: f64| f.dim() as f64 * f64::EPSILON * 0.5 * cond <= tol && cond * eps_e <= 0.1;
     // The O(n^2) upper bound settles it when it passes (then cond_1 does too); otherwise
-    // cond_1 itself, from the inverse (n solves), decides: the same answer either way.
+    // cond_1 itself, from the inverse (n solves), decides: the decision cond_1 alone would
+    // make, up to rounding right at the threshold.
     (accept(f.cond1_upper()) || accept(f.cond1())).then_some(f)
 }
 

@@ -4,10 +4,11 @@ PIP := $(PY) -m pip install --disable-pip-version-check
 
 .PHONY: demo test test-rust test-python lint bench
 
-## Build, install and run the comparison table (softcore vs NumPy/SciPy, and PyTorch if present).
+## Build, install and run the comparison table (softcore vs NumPy/SciPy, and PyTorch if present),
+## one thread on both sides (NumPy's linalg rows use OpenBLAS, which otherwise takes every core).
 demo:
 	$(PIP) ".[bench]"
-	cd /tmp && $(PY) -m softcore bench
+	cd /tmp && OPENBLAS_NUM_THREADS=1 $(PY) -m softcore bench
 
 ## Build and run every test: cargo (every ISA), pytest (default ISA, then forced scalar and AVX2),
 ## then the linters and the stub check.

@@ -195,9 +195,11 @@ def run(quick: bool = False, threads: int = 1) -> None:
     if "torch" in peers:
         peers["torch"].set_num_threads(threads)
     rng = np.random.default_rng(0)
+    # NumPy's linalg rows (pinv, soft_attention) run on OpenBLAS with its own thread count.
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "unset: all cores")
     print(
         f"softcore {softcore.__version__}  isa={softcore.isa()}  threads={threads}  "
-        f"numpy {np.__version__}" + "".join(f"  {k}" for k in peers)
+        f"numpy {np.__version__} (OPENBLAS_NUM_THREADS={blas})" + "".join(f"  {k}" for k in peers)
     )
     print("ms, best of repeats; (Nx) = peer time / softcore time: above 1, softcore is faster")
     shapes = [(4096, 1024), (65536, 64), (64, 8192), (256, 65536), (1, 1 << 24)]

@@ -18,8 +18,7 @@ use super::cholesky::{cholesky_f64, cholesky_f64_symmetric, CholeskyF64};
 use super::gemm::{gemm, matmul, GemmElem};
 use super::spd_inverse::spd_inverse;
 use crate::error::{Error, Result};
-use crate::simd::Elem;
-use crate::simd::Isa;
+use crate::simd::{Elem, Isa};
 use ndarray::{Array2, ArrayView2, Axis};
 
 /// Cap on the number of steps when `iters` is None. Order 2 needs about

@@ -38,42 +38,38 @@ impl<E: Elem> Projection<E> {
     /// the average before rounding to E) and rounds to `square`'s value; for f64 it is that
     /// value. l >= 1.
     pub(super) fn square_f64(&self, kt: &[E], l: usize) -> Vec<f64> {
-        let ld = padded(l);
-        let mut k = vec![0.0f64; l * ld];
-        // Row j of K^T is column j of K: a contiguous run of each panel.
-        for (j, row) in k.chunks_exact_mut(ld).enumerate() {
-            for (t, part) in row[..l].chunks_mut(self.tile).enumerate() {
-                let src = &kt[t * self.panel + j * self.tile..][..part.len()];
-                part.iter_mut().zip(src).for_each(|(o, &x)| *o = x.to_f64());
-            }
-        }
-        for i in 0..l {
-            for j in 0..i {
-                let s = (k[i * ld + j] + k[j * ld + i]) * 0.5;
-                k[i * ld + j] = s;
-                k[j * ld + i] = s;
-            }
-        }
-        k
+        self.symmetrised(kt, l, padded(l), |x| x.to_f64(), 0.5)
     }
 
     /// K(x, L) for a projection of x = L itself (n = l tokens), symmetrised: (K + K^T) / 2,
     /// l x l, rows contiguous. Symmetric in exact arithmetic; averaging makes it exactly so, as
     /// the SPD inverse requires.
     pub(super) fn square(&self, kt: &[E], l: usize) -> Vec<E> {
-        let mut k = vec![E::ZERO; l * l];
+        self.symmetrised(kt, l, l, |x| x, E::from_f64(0.5))
+    }
+
+    /// (K + K^T) / 2 in T (entries converted by `to`), l rows of `ld` >= l, zero past column l.
+    fn symmetrised<T: Elem>(
+        &self,
+        kt: &[E],
+        l: usize,
+        ld: usize,
+        to: impl Fn(E) -> T,
+        half: T,
+    ) -> Vec<T> {
+        let mut k = vec![T::ZERO; l * ld];
         // Row j of K^T is column j of K: a contiguous run of each panel.
-        for (j, row) in k.chunks_exact_mut(l.max(1)).enumerate() {
-            for (t, part) in row.chunks_mut(self.tile).enumerate() {
-                part.copy_from_slice(&kt[t * self.panel + j * self.tile..][..part.len()]);
+        for (j, row) in k.chunks_exact_mut(ld.max(1)).enumerate() {
+            for (t, part) in row[..l].chunks_mut(self.tile).enumerate() {
+                let src = &kt[t * self.panel + j * self.tile..][..part.len()];
+                part.iter_mut().zip(src).for_each(|(o, &x)| *o = to(x));
             }
         }
-        let half = E::from_f64(0.5);
         for i in 0..l {
             for j in 0..i {
-                let s = (k[i * l + j] + k[j * l + i]) * half;
-                k[i * l + j] = s;
-                k[j * l + i] = s;
+                let s = (k[i * ld + j] + k[j * ld + i]) * half;
+                k[i * ld + j] = s;
+                k[j * ld + i] = s;
             }
         }
         k

@@ -10,13 +10,10 @@
 //! stored once. Gauss–Jordan rewrites the matrix for every pivot and is bound by those stores.
 
 use super::gemm::GemmElem;
-use super::spd_inverse::{abs_sum, load_symmetric, PIVOT_FLOOR};
+use super::spd_inverse::{abs_sum, finite_norm1, load_symmetric, padded, PAD, PIVOT_FLOOR};
 use crate::simd::{active, dispatch, Isa, Kernel, Simd};
 use ndarray::ArrayView2;
 use std::ops::Range;
-
-/// Rows are padded to a multiple of 8 f64: whole vectors on every ISA (8, 4 and 1 lanes).
-const PAD: usize = 8;
 
 /// A + ridge I = R^T R, in double precision.
 pub struct CholeskyF64 {
@@ -54,11 +51,6 @@ pub(crate) fn cholesky_f64_on<E: GemmElem>(
     factor(isa, r, n, ld, a_norm1)
 }
 
-/// The row stride of the f64 matrices here: n rounded up to whole vectors on every ISA.
-pub(crate) fn padded(n: usize) -> usize {
-    n.next_multiple_of(PAD)
-}
-
 /// The factor of A + ridge I for an A the caller has made exactly symmetric (SOFT's K(L, L),
 /// averaged with its transpose as it is formed), given as n rows of `padded(n)` f64, zero past
 /// column n: no conversion and no check of symmetry. None when A is empty, or A + ridge I is
@@ -74,15 +66,10 @@ pub(crate) fn cholesky_f64_symmetric(
     if n == 0 {
         return None;
     }
-    let mut a_norm1 = 0.0f64;
-    for (i, row) in m.chunks_exact_mut(ld).enumerate() {
-        row[i] += ridge;
-        let sum = abs_sum(&row[..n]);
-        if !sum.is_finite() {
-            return None;
-        }
-        a_norm1 = a_norm1.max(sum);
+    for i in 0..n {
+        m[i * ld + i] += ridge;
     }
+    let a_norm1 = finite_norm1(&m, n, ld)?;
     factor(isa, m, n, ld, a_norm1)
 }
 

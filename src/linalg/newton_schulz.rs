@@ -186,11 +186,7 @@ pub fn spd_solver_f64<E: GemmElem>(
     a: ArrayView2<'_, E>,
     opts: &PinvOptions,
 ) -> Result<Option<CholeskyF64>> {
-    check_options(opts)?;
-    if opts.iters.is_some() {
-        return Ok(None);
-    }
-    Ok(cholesky_f64(a, opts.ridge).and_then(|f| spd_accept::<E>(f, opts)))
+    spd_solver::<E>(opts, |ridge| cholesky_f64(a, ridge))
 }
 
 /// `spd_solver_f64` for an A the caller has made exactly symmetric, in the layout of
@@ -202,15 +198,22 @@ pub(crate) fn spd_solver_symmetric_f64<E: GemmElem>(
     n: usize,
     opts: &PinvOptions,
 ) -> Result<Option<CholeskyF64>> {
+    spd_solver::<E>(opts, |ridge| cholesky_f64_symmetric(isa, a, n, ridge))
+}
+
+/// Both entry points: options checked, fixed step counts declined, then `factor(ridge)` and
+/// the acceptance rule.
+fn spd_solver<E: GemmElem>(
+    opts: &PinvOptions,
+    factor: impl FnOnce(f64) -> Option<CholeskyF64>,
+) -> Result<Option<CholeskyF64>> {
     check_options(opts)?;
     if opts.iters.is_some() {
         return Ok(None);
     }
-    Ok(cholesky_f64_symmetric(isa, a, n, opts.ridge).and_then(|f| spd_accept::<E>(f, opts)))
-}
-
-/// The acceptance rule of `spd_solver_f64`.
-fn spd_accept<E: GemmElem>(f: CholeskyF64, opts: &PinvOptions) -> Option<CholeskyF64> {
+    let Some(f) = factor(opts.ridge) else {
+        return Ok(None);
+    };
     let tol = opts.tol.unwrap_or_else(default_tol::<E>);
     // And A itself, rounded to E, must determine its inverse: beyond cond ~ 0.1 / eps_E its
     // smallest singular values are E's rounding noise, which an exact inverse would amplify
@@ -221,7 +224,7 @@ fn spd_accept<E: GemmElem>(f: CholeskyF64, opts: &PinvOptions) -> Option<Cholesk
     // The O(n^2) upper bound settles it when it passes (then cond_1 does too); otherwise
     // cond_1 itself, from the inverse (n solves), decides: the decision cond_1 alone would
     // make, up to rounding right at the threshold.
-    (accept(f.cond1_upper()) || accept(f.cond1())).then_some(f)
+    Ok((accept(f.cond1_upper()) || accept(f.cond1())).then_some(f))
 }
 
 /// The pseudo-inverse of one matrix (n x m result for an m x n input).

@@ -77,18 +77,32 @@ pub(super) fn load_symmetric<E: GemmElem>(
         }
         dst[i] += ridge;
     }
-    let mut a_norm1 = 0.0f64;
+    if (0..n).any(|i| (0..i).any(|j| m[i * ld + j] != m[j * ld + i])) {
+        return None;
+    }
+    finite_norm1(m, n, ld)
+}
+
+/// ||M||_1 of a symmetric n x n matrix (rows of stride `ld`; row sums serve for column sums),
+/// or None when an entry is not finite.
+pub(super) fn finite_norm1(m: &[f64], n: usize, ld: usize) -> Option<f64> {
+    let mut norm = 0.0f64;
     for i in 0..n {
-        if (0..i).any(|j| m[i * ld + j] != m[j * ld + i]) {
-            return None;
-        }
         let sum = abs_sum(&m[i * ld..i * ld + n]);
         if !sum.is_finite() {
             return None;
         }
-        a_norm1 = a_norm1.max(sum);
+        norm = norm.max(sum);
     }
-    Some(a_norm1)
+    Some(norm)
+}
+
+/// Rows are padded to a multiple of 8 f64: whole vectors on every ISA (8, 4 and 1 lanes).
+pub(super) const PAD: usize = 8;
+
+/// The row stride of the f64 matrices here: n rounded up to whole vectors on every ISA.
+pub(crate) fn padded(n: usize) -> usize {
+    n.next_multiple_of(PAD)
 }
 
 /// (A + ridge I)^-1 in f64, or None when A is not square, not exactly symmetric, not finite, or
@@ -101,7 +115,7 @@ pub fn spd_inverse_f64<E: GemmElem>(a: ArrayView2<'_, E>, ridge: f64) -> Option<
     // Rows padded with zeros to whole vectors (they stay zero): only full-width loads and
     // stores, no masked tail store overlapping the next row's first load (which would defeat
     // store-to-load forwarding on every row update).
-    let ld = n.div_ceil(8) * 8;
+    let ld = padded(n);
     let mut buf = vec![0.0f64; n * ld + 8];
     let off = buf.as_ptr().align_offset(64).min(8);
     let m = &mut buf[off..off + n * ld];

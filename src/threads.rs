@@ -90,3 +90,28 @@ where
             .collect()
     })
 }
+
+/// `f(state, task)` over a fixed list of tasks (each owning its disjoint outputs), results in
+/// task order, with `state` from `init` per worker split. The tasks are the same for any
+/// thread count, so results are too; with one thread it runs in the calling thread.
+pub fn map_tasks<T, S, R>(
+    tasks: Vec<T>,
+    init: impl Fn() -> S + Send + Sync,
+    f: impl Fn(&mut S, T) -> R + Send + Sync,
+) -> Vec<R>
+where
+    T: Send,
+    R: Send,
+{
+    if num_threads() == 1 || tasks.len() <= 1 {
+        let mut state = init();
+        return tasks.into_iter().map(|t| f(&mut state, t)).collect();
+    }
+    install(|| {
+        tasks
+            .into_par_iter()
+            .with_max_len(1)
+            .map_init(init, f)
+            .collect()
+    })
+}

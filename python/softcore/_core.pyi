@@ -9,8 +9,11 @@ __version__: str
 __all__ = [
     "PinvInfo",
     "__version__",
+    "causal_dot_product",
     "get_num_threads",
+    "hedgehog_feature_map",
     "isa",
+    "linear_attention",
     "load_balancing_loss",
     "log_softmax",
     "logsumexp",
@@ -25,12 +28,14 @@ __all__ = [
     "set_num_threads",
     "soft_attention",
     "softmax",
+    "softmax_attention",
     "softmax_regression",
     "supported_isas",
     "top_k_gating",
 ]
 
 _Order = Literal["softmax_topk", "topk_softmax"]
+_FeatureMap = Literal["elu1", "relu", "identity", "exp"]
 _Algorithm = Literal["auto", "two_pass", "online", "three_pass_reload", "three_pass_recompute"]
 
 def isa() -> str:
@@ -262,6 +267,178 @@ def soft_attention(
     Raises:
         TypeError: dtypes differ or are not float. ValueError: shapes, NaN/inf, bad
         ``num_landmarks`` or ``iters``.
+    """
+
+@overload
+def softmax_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: ArrayLike | None = None,
+    window: int | None = None,
+    return_lse: Literal[False] = False,
+) -> NDArray[np.floating]: ...
+@overload
+def softmax_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: ArrayLike | None = None,
+    window: int | None = None,
+    return_lse: Literal[True],
+) -> tuple[NDArray[np.floating], NDArray[np.floating]]: ...
+def softmax_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: ArrayLike | None = None,
+    window: int | None = None,
+    return_lse: bool = False,
+) -> NDArray[np.floating] | tuple[NDArray[np.floating], NDArray[np.floating]]:
+    """Exact softmax attention ``softmax(scale q k^T) v``, tiled with the online softmax
+    (FlashAttention's schedule): the n x s score matrix is never formed.
+
+    Follows ``torch.nn.functional.scaled_dot_product_attention`` (bool masks, True = attend;
+    ``enable_gqa`` grouped heads) except that ``causal`` is bottom-right aligned as in
+    FlashAttention (key j visible to query i when ``j <= i + s - n``; torch aligns top-left) and
+    a row with nothing visible gives 0s (torch gives NaN).
+
+    Args:
+        q: (..., n, d). k: (..., s, d). v: (..., s, dv). The dim before n/s (heads) may differ:
+            q's heads a multiple of k's (grouped-query attention); other batch dims equal.
+        scale: multiplies q.k; None is ``d**-0.5``.
+        causal: key j visible to query i when ``j <= i + s - n``; tiles above the diagonal
+            are skipped.
+        mask: bool, broadcastable to (..., n, s), True = attend.
+        window: sliding-window attention: keys ``i + s - n - window < j <= i + s - n`` (the
+            causal bound is implied).
+        return_lse: also return the log-sum-exp of each row's scaled scores, (..., n).
+
+    Returns:
+        (..., n, dv), or (out, lse) with ``return_lse=True``; lse is -inf for a row with
+        nothing visible. float16 computes in float32.
+
+    Raises:
+        TypeError: non-float inputs or a non-bool mask. ValueError: shapes, heads not
+        divisible, ``window < 1``, NaN/inf in q, k or v.
+    """
+
+@overload
+def linear_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    feature_map: _FeatureMap = "elu1",
+    causal: bool = False,
+    decay: ArrayLike | None = None,
+    normalize: bool = True,
+    scale: float | None = None,
+    eps: float = 1e-6,
+    chunk_size: int = 64,
+    initial_state: tuple[ArrayLike, ArrayLike | None] | None = None,
+    return_state: Literal[False] = False,
+) -> NDArray[np.floating]: ...
+@overload
+def linear_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    feature_map: _FeatureMap = "elu1",
+    causal: bool = False,
+    decay: ArrayLike | None = None,
+    normalize: bool = True,
+    scale: float | None = None,
+    eps: float = 1e-6,
+    chunk_size: int = 64,
+    initial_state: tuple[ArrayLike, ArrayLike | None] | None = None,
+    return_state: Literal[True],
+) -> tuple[NDArray[np.floating], tuple[NDArray[np.floating], NDArray[np.floating]]]: ...
+def linear_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    feature_map: _FeatureMap = "elu1",
+    causal: bool = False,
+    decay: ArrayLike | None = None,
+    normalize: bool = True,
+    scale: float | None = None,
+    eps: float = 1e-6,
+    chunk_size: int = 64,
+    initial_state: tuple[ArrayLike, ArrayLike | None] | None = None,
+    return_state: bool = False,
+) -> (
+    NDArray[np.floating]
+    | tuple[NDArray[np.floating], tuple[NDArray[np.floating], NDArray[np.floating]]]
+):
+    """Linear attention (Katharopoulos et al., 2020) and its decayed recurrences (RetNet,
+    simple GLA / Mamba-2 scalar gates, GLA per-key gates)::
+
+        S_t = exp(g_t) S_{t-1} + phi(k_t) v_t^T,   z_t = exp(g_t) z_{t-1} + phi(k_t)
+        out_t = s phi(q_t) S_t / (s phi(q_t) . z_t + eps)    (normalize=True)
+
+    Non-causal: ``phi(K)^T V`` and ``phi(K)^T 1`` first, then phi(Q) times them, O(n d dv).
+    Causal: flash-linear-attention's chunk form (a masked, decayed block inside each chunk, a
+    carried state across chunks), linear in n; sequences of at most 8 tokens (decoding steps)
+    run the recurrence directly. The state is accumulated in float64 for every dtype. Feature
+    maps are applied inside the kernel: "elu1" = elu(x) + 1 (fast-transformers' default),
+    "relu", "identity" (for maps applied outside, e.g. :func:`hedgehog_feature_map`), "exp" =
+    ``exp(x - max(x))`` per token. fla's naive references differ in defaults (no feature map,
+    scale ``d**-0.5``, unnormalised); pass ``feature_map="identity", normalize=False,
+    scale=d**-0.5`` for that form.
+
+    Args:
+        q: (..., n, d). k: (..., s, d). v: (..., s, dv); grouped heads as in
+            :func:`softmax_attention`. causal needs s = n.
+        feature_map: "elu1" | "relu" | "identity" | "exp", applied to q and k.
+        causal: each token sees itself and the ones before it.
+        decay: log-decays g <= 0 (causal only): (...,) per head (RetNet), (..., n) per step
+            (simple GLA, Mamba-2), or (..., n, d) per step and key dim (GLA).
+        normalize: divide by ``s phi(q) . z + eps``; False gives the numerator (RetNet/GLA).
+        scale: s, multiplies q.k (on phi(q)); None is 1.
+        eps: added to the normaliser.
+        chunk_size: tokens per chunk of the causal form (any n, not only multiples).
+        initial_state: (S (..., d, dv), z (..., d) or None) carried in from an earlier call.
+        return_state: also return the state (S, z) after the last token.
+
+    Returns:
+        (..., n, dv), or (out, (S, z)) with ``return_state=True``.
+
+    Raises:
+        TypeError: non-float inputs. ValueError: shapes, ``chunk_size < 1``, an unknown
+        feature map, decay > 0 or non-finite, decay without causal, NaN/inf inputs.
+    """
+
+def causal_dot_product(q: ArrayLike, k: ArrayLike, v: ArrayLike) -> NDArray[np.floating]:
+    """``sum_{j <= i} (q_i . k_j) v_j``: the unnormalised causal numerator, as
+    fast-transformers' ``causal_product`` (q, k (..., n, d), v (..., n, dv)); the same as
+    ``linear_attention(q, k, v, feature_map="identity", causal=True, normalize=False)``.
+    """
+
+def hedgehog_feature_map(
+    x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None
+) -> NDArray[np.floating]:
+    """Hedgehog's feature map (Zhang et al., 2024): ``y = x W + b``, then
+    ``[softmax(y), softmax(-y)]`` along the features, (..., n, 2f), fused (one GEMM, two
+    softmaxes in place, no temporaries beyond the output). Feeds
+    ``linear_attention(..., feature_map="identity")``.
+
+    The Hedgehog paper's form; flash-linear-attention's ``HedgehogFeatureMap`` instead takes one
+    softmax over ``[2y, -2y]`` (2f features summing to 1, not 2).
+
+    Args:
+        x: (..., n, d). weight: (d, f). bias: (f,) or None.
     """
 
 def power_softmax(

@@ -124,6 +124,12 @@ def soft_attention(q, v, landmarks=None, *, num_landmarks=49, ridge=0.0, normali
     return kql @ (p @ (np.swapaxes(kql, -1, -2) @ v))
 
 
+from softcore._reference_attention import (  # noqa: E402
+    causal_dot_product,
+    hedgehog_feature_map,
+    linear_attention,
+    softmax_attention,
+)
 from softcore._reference_moe import (  # noqa: E402
     load_balancing_loss,
     moe_combine,
@@ -137,6 +143,10 @@ from softcore._reference_variants import power_softmax, softmax_regression  # no
 
 __all__ = [
     "ALGORITHMS",
+    "causal_dot_product",
+    "hedgehog_feature_map",
+    "linear_attention",
+    "softmax_attention",
     "gaussian_kernel",
     "load_balancing_loss",
     "log_softmax",

@@ -1,15 +1,14 @@
-//! Attention kernels. So far: SOFT (softmax-free Gaussian-kernel attention through Nyström
-//! landmarks and a Newton–Schulz pseudo-inverse).
+//! Attention kernels: SOFT (softmax-free Gaussian-kernel attention through Nyström landmarks),
+//! exact tiled softmax attention, and linear attention (non-causal, chunked causal, decayed,
+//! streaming) with its feature maps. `heads` holds the plumbing every function shares.
 
+pub mod exact;
+pub mod feature;
+pub(crate) mod heads;
+pub mod linear;
 pub mod soft;
-mod soft_blocks;
-#[cfg(test)]
-mod soft_formula_tests;
-mod soft_head;
-mod soft_project;
-#[cfg(test)]
-mod soft_tests;
-mod soft_weights;
 
-pub use soft::{soft_attention, SoftOptions};
-pub use soft_head::{soft_head, HeadScratch};
+pub use exact::{softmax_attention, ExactOptions};
+pub use feature::{hedgehog_feature_map, FeatureMap};
+pub use linear::{causal_dot_product, linear_attention, Decay, LinearOptions, LinearState};
+pub use soft::{soft_attention, soft_head, HeadScratch, SoftOptions};

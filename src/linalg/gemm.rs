@@ -65,6 +65,60 @@ pub fn gemm<E: GemmElem>(
     Ok(())
 }
 
+/// Row-major slices: C (m x n) <- beta C + alpha op(A) op(B), op(A) m x k and op(B) k x n,
+/// where A is stored m x k (or k x m when `at`, i.e. A^T is used) and B k x n (or n x k when
+/// `bt`). The blocked kernels (attention tiles, chunks) call this with their scratch buffers.
+///
+/// # Panics
+/// When a slice is shorter than its shape (a defect of the caller, never of the input).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_rows<E: GemmElem>(
+    beta: E,
+    c: &mut [E],
+    (m, n, k): (usize, usize, usize),
+    alpha: E,
+    a: &[E],
+    at: bool,
+    b: &[E],
+    bt: bool,
+) {
+    assert!(
+        c.len() >= m * n && a.len() >= m * k && b.len() >= k * n,
+        "gemm_rows: short slice"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    // (row stride, column stride) of op(A) and op(B) in elements.
+    let (ars, acs) = if at { (1, m as isize) } else { (k as isize, 1) };
+    let (brs, bcs) = if bt { (1, k as isize) } else { (n as isize, 1) };
+    // SAFETY: the asserts above keep every access of the stated shapes and strides inside the
+    // slices; `c` is a unique borrow, so it cannot alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            beta != E::ZERO,
+            a.as_ptr(),
+            acs,
+            ars,
+            b.as_ptr(),
+            bcs,
+            brs,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 /// A B as a new C-contiguous matrix.
 pub fn matmul<E: GemmElem>(a: ArrayView2<'_, E>, b: ArrayView2<'_, E>) -> Result<Array2<E>> {
     let mut c = Array2::from_elem((a.nrows(), b.ncols()), E::ZERO);

@@ -9,7 +9,7 @@ mod spd_inverse;
 
 pub use batch::{pinv_backward_batch, pinv_batch};
 pub use cholesky::CholeskyF64;
-pub use gemm::{gemm, matmul, GemmElem};
+pub use gemm::{gemm, gemm_rows, matmul, GemmElem};
 pub(crate) use newton_schulz::spd_solver_symmetric_f64;
 pub use newton_schulz::{
     default_tol, pinv, pinv_backward, spd_solver_f64, PinvInfo, PinvOptions, MAX_ITERS,

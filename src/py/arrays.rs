@@ -249,3 +249,31 @@ pub fn two_d<'a, E>(
         ))
     })
 }
+
+/// A bool mask argument named `what`; TypeError naming it for other dtypes.
+pub fn bool_arg<'py>(
+    py: Python<'py>,
+    m: &Bound<'py, PyAny>,
+    func: &str,
+    what: &str,
+) -> PyResult<Bound<'py, PyArrayDyn<bool>>> {
+    let a = asarray(py, m)?;
+    if !a.dtype().is_equiv_to(&dtype::<bool>(py)) {
+        return Err(PyTypeError::new_err(format!(
+            "{func}: {what} must be a bool array, got dtype {}",
+            dtype_name(&a)
+        )));
+    }
+    Ok(a.cast::<PyArrayDyn<bool>>()?.clone())
+}
+
+/// A non-negative size argument, or ValueError naming it.
+pub fn size_arg(v: i64, func: &str, what: &str, min: i64) -> PyResult<usize> {
+    if v < min {
+        return Err(PyValueError::new_err(format!(
+            "{func}: {what} must be >= {min}, got {v}"
+        )));
+    }
+    usize::try_from(v)
+        .map_err(|_| PyValueError::new_err(format!("{func}: {what} is too large: {v}")))
+}

@@ -1,14 +1,16 @@
-//! soft_attention: extract with the GIL, compute detached, return arrays.
+//! soft_attention and softmax_attention: extract with the GIL, compute detached, return arrays.
 
-use super::arrays::{floats, same_dtype, Floats};
+use super::arrays::{bool_arg, float_as, floats, read, same_dtype, size_arg, Floats};
 use super::errors::compute;
-use crate::attention::{soft_attention as soft, SoftOptions};
+use crate::attention::{
+    soft_attention as soft, softmax_attention as exact, ExactOptions, SoftOptions,
+};
 use crate::linalg::{GemmElem, PinvOptions};
 use crate::simd::Lanes;
 use numpy::{Element, PyArray, PyArrayDyn, PyArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyAny;
+use pyo3::types::{PyAny, PyTuple};
 
 fn run<'py, E: GemmElem + Lanes + Element>(
     py: Python<'py>,
@@ -91,4 +93,65 @@ pub fn soft_attention<'py>(
         return out.call_method1("astype", ("float16",));
     }
     Ok(out)
+}
+
+fn exact_run<'py, E: GemmElem + Lanes + Element>(
+    py: Python<'py>,
+    q: &Bound<'py, PyArrayDyn<E>>,
+    k: &Bound<'py, PyAny>,
+    v: &Bound<'py, PyAny>,
+    mask: Option<&Bound<'py, PyArrayDyn<bool>>>,
+    opts: ExactOptions<'static>,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    const F: &str = "softmax_attention";
+    let (k, v) = (float_as::<E>(py, k, F, "k")?, float_as::<E>(py, v, F, "v")?);
+    let (rq, rk, rv) = (read(q)?, read(&k)?, read(&v)?);
+    let rm = mask.map(read).transpose()?;
+    let opts = ExactOptions {
+        mask: rm.as_ref().map(|m| m.as_array()),
+        ..opts
+    };
+    let (vq, vk, vv) = (rq.as_array(), rk.as_array(), rv.as_array());
+    let work = vq.len().saturating_mul(vk.len().max(1));
+    let (o, l) = compute(py, work, || exact(vq, vk, vv, &opts))?;
+    Ok((
+        PyArray::from_owned_array(py, o).into_any(),
+        PyArray::from_owned_array(py, l).into_any(),
+    ))
+}
+
+#[pyfunction]
+#[pyo3(signature = (q, k, v, *, scale=None, causal=false, mask=None, window=None, return_lse=false))]
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_attention<'py>(
+    py: Python<'py>,
+    q: &Bound<'py, PyAny>,
+    k: &Bound<'py, PyAny>,
+    v: &Bound<'py, PyAny>,
+    scale: Option<f64>,
+    causal: bool,
+    mask: Option<&Bound<'py, PyAny>>,
+    window: Option<i64>,
+    return_lse: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    const F: &str = "softmax_attention";
+    let window = window.map(|w| size_arg(w, F, "window", 1)).transpose()?;
+    let mask = mask.map(|m| bool_arg(py, m, F, "mask")).transpose()?;
+    let opts = ExactOptions {
+        scale,
+        causal,
+        window,
+        mask: None,
+    };
+    let qi = floats(py, q, F)?;
+    let (o, l) = match &qi.arr {
+        Floats::F32(a) => exact_run::<f32>(py, a, k, v, mask.as_ref(), opts)?,
+        Floats::F64(a) => exact_run::<f64>(py, a, k, v, mask.as_ref(), opts)?,
+    };
+    let o = qi.half_back(o)?;
+    if return_lse {
+        let l = qi.half_back(l)?;
+        return Ok(PyTuple::new(py, [o, l])?.into_any());
+    }
+    Ok(o)
 }

@@ -5,6 +5,7 @@ mod arrays;
 mod attention;
 mod errors;
 mod linalg;
+mod linear;
 mod moe;
 mod runtime;
 mod softmax;
@@ -26,6 +27,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(linalg::pinv_backward, m)?)?;
     m.add_class::<linalg::PyPinvInfo>()?;
     m.add_function(wrap_pyfunction!(attention::soft_attention, m)?)?;
+    m.add_function(wrap_pyfunction!(attention::softmax_attention, m)?)?;
+    m.add_function(wrap_pyfunction!(linear::linear_attention, m)?)?;
+    m.add_function(wrap_pyfunction!(linear::causal_dot_product, m)?)?;
+    m.add_function(wrap_pyfunction!(linear::hedgehog_feature_map, m)?)?;
     m.add_function(wrap_pyfunction!(variants::power_softmax, m)?)?;
     m.add_function(wrap_pyfunction!(variants::softmax_regression, m)?)?;
     m.add_function(wrap_pyfunction!(moe::top_k_gating, m)?)?;

@@ -5,6 +5,7 @@
 mod driver;
 mod extexp;
 mod maxsub;
+pub(crate) mod online_tile;
 mod power;
 mod rows;
 mod strided;

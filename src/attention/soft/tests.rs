@@ -2,7 +2,7 @@
 //! around each block: tokens around tiles (3 vectors) and expansion blocks (12 or 6 rows),
 //! landmarks around blocks of 7 or 3, columns around blocks of 2 vectors.
 
-use super::soft_head::{soft_head_on, HeadScratch};
+use super::head::{soft_head_on, HeadScratch};
 use super::SoftOptions;
 use crate::linalg::{GemmElem, PinvOptions};
 use crate::simd::{Isa, Lanes};

@@ -1,8 +1,8 @@
 //! One SOFT head on every ISA against the formula written out in f64 (base-e exp, the f64
 //! Cholesky solve), the landmarks' kernel matrix in f64 against E, and l = 0.
 
-use super::soft_head::{soft_head_on, HeadScratch};
-use super::soft_tests::data;
+use super::head::{soft_head_on, HeadScratch};
+use super::tests::data;
 use super::SoftOptions;
 use crate::linalg::{GemmElem, PinvOptions};
 use crate::simd::{Isa, Lanes};
@@ -122,7 +122,7 @@ fn every_isa_matches_the_formula_f64() {
 
 #[test]
 fn landmark_kernel_in_f64_rounds_to_the_e_matrix() {
-    use super::soft_project::Project;
+    use super::project::Project;
     use crate::simd::dispatch;
     for isa in Isa::supported() {
         for (l, d) in [(1usize, 3usize), (7, 16), (49, 32), (50, 5)] {

@@ -5,8 +5,8 @@
 //! with alternating signs, and a product formed in f32 would lose that many units of the last
 //! place.
 
-use super::soft_blocks::CV;
-use super::soft_project::round_up;
+use super::blocks::CV;
+use super::project::round_up;
 use super::SoftOptions;
 use crate::error::{Error, Result};
 use crate::linalg::{matmul, padded, pinv, spd_solver_symmetric_f64, GemmElem};

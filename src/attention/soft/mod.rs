@@ -16,8 +16,17 @@
 //! heads run on the register-blocked kernels of `soft_head`; `gaussian_kernel` (K alone, for
 //! Rust callers) forms x.y with the crate's GEMM.
 
-use super::soft_blocks::{load_cols, store_cols};
-use super::soft_head::{soft_head, HeadScratch};
+mod blocks;
+#[cfg(test)]
+mod formula_tests;
+mod head;
+mod project;
+#[cfg(test)]
+mod tests;
+mod weights;
+
+use self::blocks::{load_cols, store_cols};
+pub use self::head::{soft_head, HeadScratch};
 use crate::error::{Error, Result};
 use crate::linalg::{matmul, GemmElem, PinvOptions};
 use crate::simd::exp::{exp_with, ExpPoly};

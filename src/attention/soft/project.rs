@@ -11,7 +11,7 @@
 //! eight independent exponentials where the block epilogue could offer only a few: measured
 //! 2.5% and 1.6% on a whole SOFT head (AMD EPYC, AVX-512; benches/README.md).
 
-use super::soft_blocks::{gauss_block, landmark_block, project_block, wide, CV, TOKEN_VECTORS};
+use super::blocks::{gauss_block, landmark_block, project_block, wide, CV, TOKEN_VECTORS};
 use crate::linalg::padded;
 use crate::simd::exp::{exp2_nonpositive_run, ExpPoly};
 use crate::simd::{prefetch_run, prefetch_step, Elem, Kernel, Lanes, Simd};

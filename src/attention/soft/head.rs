@@ -9,9 +9,9 @@
 //! and 0 * inf is NaN). Only when one of those is seen are q and v scanned to be sure (a finite
 //! but huge q can overflow its norm).
 
-use super::soft_blocks::{expand_block, expand_rows, wide, CV};
-use super::soft_project::Project;
-use super::soft_weights::weights;
+use super::blocks::{expand_block, expand_rows, wide, CV};
+use super::project::Project;
+use super::weights::weights;
 use super::SoftOptions;
 use crate::error::{Error, Result};
 use crate::linalg::GemmElem;

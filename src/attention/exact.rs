@@ -1,0 +1,295 @@
+//! Exact softmax attention, tiled with the online softmax (FlashAttention's schedule, Dao et
+//! al. 2022/2023; on CPUs as in PyTorch's `cpu/FlashAttentionKernel.cpp`): for a block of
+//! queries, key blocks stream through S = scale Q K^T (the crate's GEMM), the online update of
+//! `softmax::online_tile` (running max and rescaled sum per row), and O <- alpha O + P V; the
+//! n x s matrix is never formed. Causal and sliding-window tiles with no visible key are
+//! skipped, not masked; only tiles crossing a boundary (or under a user mask) are masked.
+//!
+//! Visibility is bottom-right aligned, as PyTorch's and FlashAttention's `causal`: key j is
+//! visible to query i when j <= i + s - n; `window = w` keeps i + s - n - w < j <= i + s - n.
+
+use super::heads::{check_finite, qkv_shape, Contig, HeadShape, Output};
+use crate::error::{Error, Result};
+use crate::linalg::{gemm_rows, GemmElem};
+use crate::simd::{self, Lanes};
+use crate::softmax::online_tile::{online_tile, OnlineTile};
+use ndarray::{ArrayD, ArrayView2, ArrayViewD, Axis};
+use std::mem::MaybeUninit;
+
+/// Query rows per task and key rows per tile: a 64 x 256 score tile (64 KiB in f32) stays in
+/// L2 beside the K and V tiles on every machine kind; 64 queries amortise the GEMM's packing of
+/// each K and V tile.
+const QUERY_BLOCK: usize = 64;
+const KEY_BLOCK: usize = 256;
+
+#[derive(Clone, Debug, Default)]
+pub struct ExactOptions<'a> {
+    /// Multiplies q.k; None is d^-0.5.
+    pub scale: Option<f64>,
+    pub causal: bool,
+    /// Sliding window: the last `w` keys up to the causal diagonal (implies the causal bound).
+    pub window: Option<usize>,
+    /// True = attend; broadcastable to (..., n, s).
+    pub mask: Option<ArrayViewD<'a, bool>>,
+}
+
+/// The visible key range [lo, hi) of query row i.
+#[derive(Clone, Copy)]
+struct Visible {
+    off: isize,
+    s: usize,
+    bounded: bool,
+    window: Option<usize>,
+}
+
+impl Visible {
+    fn range(&self, i: usize) -> (usize, usize) {
+        let clamp = |x: isize| x.clamp(0, self.s as isize) as usize;
+        let top = i as isize + self.off + 1;
+        let hi = if self.bounded { clamp(top) } else { self.s };
+        let lo = self.window.map_or(0, |w| clamp(top - w as isize));
+        (lo, hi)
+    }
+}
+
+#[derive(Default)]
+struct Scratch<E> {
+    qs: Vec<E>,
+    sc: Vec<E>,
+    acc: Vec<E>,
+    m: Vec<E>,
+    l: Vec<E>,
+    alpha: Vec<E>,
+}
+
+/// Exact attention: (out (..., n, dv), lse (..., n)). q (..., n, d), k (..., s, d), v (..., s,
+/// dv), grouped heads allowed. A row with nothing visible gives 0s and lse = -inf.
+pub fn softmax_attention<E: GemmElem + Lanes>(
+    q: ArrayViewD<'_, E>,
+    k: ArrayViewD<'_, E>,
+    v: ArrayViewD<'_, E>,
+    opts: &ExactOptions<'_>,
+) -> Result<(ArrayD<E>, ArrayD<E>)> {
+    const F: &str = "softmax_attention";
+    let hs = qkv_shape(F, q.shape(), k.shape(), v.shape())?;
+    if opts.window == Some(0) {
+        return Err(Error::Invalid(format!("{F}: window must be >= 1, got 0")));
+    }
+    let scale = opts.scale.unwrap_or(1.0 / (hs.d as f64).sqrt());
+    if !scale.is_finite() {
+        return Err(Error::Invalid(format!(
+            "{F}: scale must be finite, got {scale}"
+        )));
+    }
+    let nd = q.ndim();
+    let mask = match &opts.mask {
+        Some(m) => {
+            let mut full = q.shape()[..nd - 1].to_vec();
+            full.push(hs.s);
+            Some(m.broadcast(full.clone()).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{F}: mask of shape {:?} does not broadcast to {full:?}",
+                    m.shape()
+                ))
+            })?)
+        }
+        None => None,
+    };
+    let (qc, kc, vc) = (Contig::new(q.view()), Contig::new(k), Contig::new(v));
+    check_finite(F, "q", qc.slice())?;
+    check_finite(F, "k", kc.slice())?;
+    check_finite(F, "v", vc.slice())?;
+    let vis = Visible {
+        off: hs.s as isize - hs.n as isize,
+        s: hs.s,
+        bounded: opts.causal || opts.window.is_some(),
+        window: opts.window,
+    };
+    let mut out = Output::<E>::new(F, hs.heads() * hs.n * hs.dv)?;
+    let mut lse = Output::<E>::new(F, hs.heads() * hs.n)?;
+    let mut tasks = Vec::new();
+    if hs.n > 0 {
+        let heads = out.uninit().chunks_mut(hs.n * hs.dv);
+        for (h, (oh, lh)) in heads.zip(lse.uninit().chunks_mut(hs.n)).enumerate() {
+            let blocks = oh.chunks_mut(QUERY_BLOCK * hs.dv);
+            for (b, (ob, lb)) in blocks.zip(lh.chunks_mut(QUERY_BLOCK)).enumerate() {
+                tasks.push((h, b * QUERY_BLOCK, ob, lb));
+            }
+        }
+    }
+    let (qs, ks, vs) = (qc.slice(), kc.slice(), vc.slice());
+    let isa = simd::active();
+    let run =
+        |sc: &mut Scratch<E>,
+         (h, r0, ob, lb): (usize, usize, &mut [MaybeUninit<E>], &mut [MaybeUninit<E>])| {
+            let kv = hs.kv_head(h);
+            let head_mask = mask.as_ref().map(|m| mask_2d(m.view(), h)).transpose()?;
+            let block = Block {
+                q: &qs[(h * hs.n + r0) * hs.d..][..lb.len() * hs.d],
+                k: &ks[kv * hs.s * hs.d..][..hs.s * hs.d],
+                v: &vs[kv * hs.s * hs.dv..][..hs.s * hs.dv],
+                r0,
+                hs,
+                scale: E::from_f64(scale),
+                vis,
+                mask: head_mask,
+            };
+            block.run(isa, sc, ob, lb)
+        };
+    let results = crate::threads::map_tasks(tasks, Scratch::default, run);
+    results.into_iter().collect::<Result<()>>()?;
+    let oshape = HeadShape::out_shape(q.shape(), hs.dv);
+    let lshape = &q.shape()[..nd - 1];
+    // SAFETY: every task wrote its whole output and lse block, and the tasks cover both.
+    unsafe { Ok((out.assume_init(&oshape)?, lse.assume_init(lshape)?)) }
+}
+
+/// Head h's (n, s) view of the broadcast mask (the batch dims indexed one by one).
+fn mask_2d(m: ArrayViewD<'_, bool>, h: usize) -> Result<ArrayView2<'_, bool>> {
+    let batch = m.ndim() - 2;
+    let mut idx = vec![0; batch];
+    let mut rest = h;
+    for a in (0..batch).rev() {
+        let len = m.shape()[a].max(1);
+        idx[a] = rest % len;
+        rest /= len;
+    }
+    let mut view = m;
+    for &i in &idx {
+        view = view.index_axis_move(Axis(0), i);
+    }
+    view.into_dimensionality().map_err(shape_err)
+}
+
+/// One block of query rows of one head.
+struct Block<'a, E> {
+    q: &'a [E],
+    k: &'a [E],
+    v: &'a [E],
+    r0: usize,
+    hs: HeadShape,
+    scale: E,
+    vis: Visible,
+    mask: Option<ArrayView2<'a, bool>>,
+}
+
+impl<E: GemmElem + Lanes> Block<'_, E> {
+    fn run(
+        &self,
+        isa: simd::Isa,
+        sc: &mut Scratch<E>,
+        out: &mut [MaybeUninit<E>],
+        lse: &mut [MaybeUninit<E>],
+    ) -> Result<()> {
+        let (d, dv) = (self.hs.d, self.hs.dv);
+        let rows = lse.len();
+        let (r0, r1) = (self.r0, self.r0 + rows);
+        sc.qs.clear();
+        sc.qs.extend(self.q.iter().map(|&x| x * self.scale));
+        sc.acc.clear();
+        sc.acc.resize(rows * dv, E::ZERO);
+        for (buf, init) in [
+            (&mut sc.m, E::NEG_INFINITY),
+            (&mut sc.l, E::ZERO),
+            (&mut sc.alpha, E::ONE),
+        ] {
+            buf.clear();
+            buf.resize(rows, init);
+        }
+        sc.sc.resize(rows * KEY_BLOCK, E::ZERO);
+        let (kmin, _) = self.vis.range(r0);
+        let (_, kmax) = self.vis.range(r1 - 1);
+        let mut j0 = kmin;
+        while j0 < kmax {
+            let j1 = (j0 + KEY_BLOCK).min(kmax);
+            let bk = j1 - j0;
+            let tile = &mut sc.sc[..rows * bk];
+            let kt = &self.k[j0 * d..j1 * d];
+            gemm_rows(
+                E::ZERO,
+                tile,
+                (rows, bk, d),
+                E::ONE,
+                &sc.qs,
+                false,
+                kt,
+                true,
+            );
+            let crosses = j1 > self.vis.range(r0).1 || j0 < self.vis.range(r1 - 1).0;
+            if crosses || self.mask.is_some() {
+                self.mask_tile(tile, bk, j0);
+            }
+            online_tile(
+                isa,
+                OnlineTile {
+                    s: tile,
+                    ld: bk,
+                    cols: bk,
+                    m: &mut sc.m,
+                    l: &mut sc.l,
+                    alpha: &mut sc.alpha,
+                },
+            );
+            for (row, &a) in sc.acc.chunks_exact_mut(dv).zip(&sc.alpha) {
+                if a != E::ONE {
+                    row.iter_mut().for_each(|x| *x = *x * a);
+                }
+            }
+            let vt = &self.v[j0 * dv..j1 * dv];
+            gemm_rows(
+                E::ONE,
+                &mut sc.acc,
+                (rows, dv, bk),
+                E::ONE,
+                &sc.sc,
+                false,
+                vt,
+                false,
+            );
+            j0 = j1;
+        }
+        for r in 0..rows {
+            let (m, l) = (sc.m[r], sc.l[r]);
+            let dst = &mut out[r * dv..(r + 1) * dv];
+            if l == E::ZERO {
+                dst.iter_mut().for_each(|x| {
+                    x.write(E::ZERO);
+                });
+                lse[r].write(E::NEG_INFINITY);
+            } else {
+                let inv = E::ONE / l;
+                for (x, &a) in dst.iter_mut().zip(&sc.acc[r * dv..(r + 1) * dv]) {
+                    x.write(a * inv);
+                }
+                lse[r].write(E::from_f64(m.to_f64() + l.to_f64().ln()));
+            }
+        }
+        Ok(())
+    }
+
+    /// -inf where key j0 + c is not visible to the tile's row r (bounds, then the user mask).
+    fn mask_tile(&self, tile: &mut [E], bk: usize, j0: usize) {
+        for (r, row) in tile.chunks_exact_mut(bk).enumerate() {
+            let i = self.r0 + r;
+            let (lo, hi) = self.vis.range(i);
+            for (c, x) in row.iter_mut().enumerate() {
+                let j = j0 + c;
+                if j < lo || j >= hi {
+                    *x = E::NEG_INFINITY;
+                }
+            }
+            if let Some(m) = &self.mask {
+                let mrow = m.row(i);
+                for (c, x) in row.iter_mut().enumerate() {
+                    if !mrow[j0 + c] {
+                        *x = E::NEG_INFINITY;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn shape_err(e: ndarray::ShapeError) -> Error {
+    Error::Invalid(format!("internal: {e}"))
+}

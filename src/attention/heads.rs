@@ -1,0 +1,183 @@
+//! The plumbing every attention function shares: shape checks of q (..., n, d), k (..., s, d),
+//! v (..., s, dv) with grouped heads (the dim before n/s may differ, q's heads a multiple of
+//! k's, as torch's `enable_gqa`), borrowing inputs as contiguous slices, the uninitialised
+//! output, and the finite-input check.
+
+use crate::error::{Error, Result};
+use crate::simd::{all_finite, Elem};
+use ndarray::{ArrayD, ArrayViewD, CowArray, IxDyn};
+use std::mem::MaybeUninit;
+
+/// The sizes of a batch of attention heads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeadShape {
+    /// Product of the batch dims before the heads dim.
+    pub outer: usize,
+    /// q's heads and k/v's heads (1 and 1 for 2-D inputs).
+    pub hq: usize,
+    pub hkv: usize,
+    pub n: usize,
+    pub s: usize,
+    pub d: usize,
+    pub dv: usize,
+}
+
+impl HeadShape {
+    /// Number of query heads in all.
+    pub fn heads(&self) -> usize {
+        self.outer * self.hq
+    }
+
+    /// The k/v head that query head `h` (flat index) reads.
+    pub fn kv_head(&self, h: usize) -> usize {
+        let (b, i) = (h / self.hq, h % self.hq);
+        b * self.hkv + i / (self.hq / self.hkv)
+    }
+
+    /// The batch dims of q (everything before n).
+    pub fn out_shape(q: &[usize], last: usize) -> Vec<usize> {
+        let mut s = q.to_vec();
+        if let Some(x) = s.last_mut() {
+            *x = last;
+        }
+        s
+    }
+}
+
+/// Checks q (..., n, d), k (..., s, d), v (..., s, dv) and returns their sizes. `func` names
+/// the function in messages.
+pub(crate) fn qkv_shape(func: &str, q: &[usize], k: &[usize], v: &[usize]) -> Result<HeadShape> {
+    let nd = q.len();
+    if nd < 2 || k.len() != nd || v.len() != nd {
+        return Err(Error::Invalid(format!(
+            "{func}: q, k and v must be (..., n, d), (..., s, d), (..., s, dv) with the same number of dims (at least 2), got {q:?}, {k:?}, {v:?}"
+        )));
+    }
+    let (n, d, s, dv) = (q[nd - 2], q[nd - 1], k[nd - 2], v[nd - 1]);
+    if k[nd - 1] != d {
+        return Err(Error::Invalid(format!(
+            "{func}: k's last dim must equal q's (d = {d}), got k shape {k:?}"
+        )));
+    }
+    if v[nd - 2] != s {
+        return Err(Error::Invalid(format!(
+            "{func}: v must have k's sequence length s = {s}, got v shape {v:?}"
+        )));
+    }
+    if d == 0 || dv == 0 {
+        return Err(Error::Invalid(format!(
+            "{func}: d and dv must be >= 1, got d = {d}, dv = {dv}"
+        )));
+    }
+    let (outer, hq, hkv) = if nd == 2 {
+        (1, 1, 1)
+    } else {
+        let lead = nd - 3;
+        if q[..lead] != k[..lead] || k[..nd - 2] != v[..nd - 2] {
+            return Err(Error::Invalid(format!(
+                "{func}: batch dims must match (only the heads dim before n may differ between q and k/v), got q {q:?}, k {k:?}, v {v:?}"
+            )));
+        }
+        let (hq, hkv) = (q[nd - 3], k[nd - 3]);
+        if (hkv == 0 && hq != 0) || (hkv != 0 && hq % hkv != 0) {
+            return Err(Error::Invalid(format!(
+                "{func}: q's heads ({hq}) must be a multiple of k/v's heads ({hkv})"
+            )));
+        }
+        (q[..lead].iter().product(), hq, hkv.max(1))
+    };
+    Ok(HeadShape {
+        outer,
+        hq,
+        hkv,
+        n,
+        s,
+        d,
+        dv,
+    })
+}
+
+/// An input borrowed when C-contiguous (the common case), else copied once.
+pub(crate) struct Contig<'a, E> {
+    arr: CowArray<'a, E, IxDyn>,
+}
+
+impl<'a, E: Elem> Contig<'a, E> {
+    pub fn new(a: ArrayViewD<'a, E>) -> Self {
+        let arr = if a.is_standard_layout() {
+            CowArray::from(a)
+        } else {
+            CowArray::from(a.as_standard_layout().into_owned())
+        };
+        Contig { arr }
+    }
+
+    pub fn slice(&self) -> &[E] {
+        // A standard-layout array always has a slice; the empty fallback is never taken.
+        self.arr.as_slice().unwrap_or(&[])
+    }
+}
+
+/// ValueError naming the argument when it holds NaN or infinity.
+pub(crate) fn check_finite<E: Elem>(func: &str, what: &str, x: &[E]) -> Result<()> {
+    if all_finite(x) {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "{func}: {what} contains NaN or infinity"
+        )))
+    }
+}
+
+/// An output of `len` elements that the kernels write before it is read.
+pub(crate) struct Output<E> {
+    buf: Vec<E>,
+    len: usize,
+}
+
+impl<E> Output<E> {
+    pub fn new(func: &str, len: usize) -> Result<Self> {
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(len)
+            .map_err(|_| Error::Invalid(format!("{func}: cannot allocate {len} outputs")))?;
+        Ok(Output { buf, len })
+    }
+
+    pub fn uninit(&mut self) -> &mut [MaybeUninit<E>] {
+        &mut self.buf.spare_capacity_mut()[..self.len]
+    }
+
+    /// The array, once every element was written.
+    ///
+    /// # Safety
+    /// Every one of the `len` elements of `uninit()` has been written.
+    pub unsafe fn assume_init(mut self, shape: &[usize]) -> Result<ArrayD<E>> {
+        // SAFETY: the caller wrote all `len` elements; the capacity is at least `len`.
+        unsafe { self.buf.set_len(self.len) };
+        ArrayD::from_shape_vec(IxDyn(shape), self.buf).map_err(|e| Error::Invalid(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouped_heads_and_errors() {
+        let s = qkv_shape("f", &[2, 8, 5, 4], &[2, 2, 7, 4], &[2, 2, 7, 3]).expect("shape");
+        assert_eq!(
+            (s.outer, s.hq, s.hkv, s.n, s.s, s.d, s.dv),
+            (2, 8, 2, 5, 7, 4, 3)
+        );
+        assert_eq!(s.kv_head(0), 0);
+        assert_eq!(s.kv_head(3), 0);
+        assert_eq!(s.kv_head(4), 1);
+        assert_eq!(s.kv_head(8), 2);
+        assert_eq!(s.kv_head(15), 3);
+        assert!(qkv_shape("f", &[2, 6, 5, 4], &[2, 4, 7, 4], &[2, 4, 7, 3]).is_err());
+        assert!(qkv_shape("f", &[5, 4], &[7, 3], &[7, 3]).is_err());
+        assert!(qkv_shape("f", &[5, 4], &[7, 4], &[6, 3]).is_err());
+        assert!(qkv_shape("f", &[5, 0], &[7, 0], &[7, 3]).is_err());
+        assert!(qkv_shape("f", &[3, 5, 4], &[2, 7, 4], &[2, 7, 3]).is_err());
+    }
+}

@@ -1,0 +1,330 @@
+//! The block forms of linear attention, with every product through the crate's GEMM.
+//!
+//! Causal (flash-linear-attention's chunk form): for a chunk of C tokens with cumulative
+//! log-decays G_i (from the chunk start, G_i <= 0 and non-increasing),
+//!   O = (Q o e^G) S  +  ((Q K^T) o D) [V 1],      D_ij = e^(G_i - G_j) for j <= i, else 0,
+//!   S <- e^(G_C) S + (K o e^(G_C - G))^T [V 1],
+//! where every exponent is <= 0, so nothing overflows (never e^(-G)). With per-key gates (GLA)
+//! the intra-chunk block cannot factor into one product: sub-blocks of `SUB` tokens use the
+//! reference point r at the start of the row sub-block (Q o e^(G - G_r)) (K o e^(G_r - G))^T,
+//! again only non-positive exponents, and the diagonal sub-blocks are summed directly.
+
+use super::gates::Gate;
+use super::HeadJob;
+use crate::linalg::{gemm_rows, GemmElem};
+use crate::simd::Lanes;
+use std::mem::MaybeUninit;
+
+/// Rows per block of the non-causal form (its state is a sum, so any block size is exact).
+const BLOCK: usize = 256;
+/// Tokens per sub-block of the per-key-gate intra-chunk product.
+const SUB: usize = 8;
+
+/// The f64 state rows (dv + 1: S's row, then z) as S (d x dv) and z (d) in the element type.
+fn state_elems<E: GemmElem>(st: &[f64], dv: usize, sf: &mut [E], zf: &mut [E]) {
+    for ((row, srow), z) in st.chunks_exact(dv + 1).zip(sf.chunks_exact_mut(dv)).zip(zf) {
+        srow.iter_mut()
+            .zip(row)
+            .for_each(|(a, &b)| *a = E::from_f64(b));
+        *z = E::from_f64(row[dv]);
+    }
+}
+
+/// st <- f st + [T, zsum] row by row (f per row: the decay of the chunk).
+fn state_update<E: GemmElem>(st: &mut [f64], dv: usize, t: &[E], zsum: &[E], f: &[f64]) {
+    for (((row, trow), &zs), &fc) in st
+        .chunks_exact_mut(dv + 1)
+        .zip(t.chunks_exact(dv))
+        .zip(zsum)
+        .zip(f)
+    {
+        row[..dv]
+            .iter_mut()
+            .zip(trow)
+            .for_each(|(s, &t)| *s = fc * *s + t.to_f64());
+        row[dv] = fc * row[dv] + zs.to_f64();
+    }
+}
+
+/// Column sums of `rows` rows of d (the normaliser's share of a block of keys).
+fn col_sums<E: GemmElem>(x: &[E], d: usize, out: &mut [E]) {
+    out.fill(E::ZERO);
+    for row in x.chunks_exact(d) {
+        out.iter_mut().zip(row).for_each(|(a, &b)| *a = *a + b);
+    }
+}
+
+/// den_i += x_i . z for rows of d.
+fn add_dots<E: GemmElem>(x: &[E], d: usize, z: &[E], den: &mut [E]) {
+    for (row, dn) in x.chunks_exact(d).zip(den.iter_mut()) {
+        *dn = row.iter().zip(z).fold(*dn, |acc, (&a, &b)| acc + a * b);
+    }
+}
+
+/// Non-causal: S += phi(K)^T V and z += phi(K)^T 1 over blocks of keys, then phi(Q) S and
+/// phi(Q) . z.
+pub(super) fn noncausal<E: GemmElem + Lanes>(
+    job: &HeadJob<'_, E>,
+    st: &mut [f64],
+    out: &mut [MaybeUninit<E>],
+) {
+    let (d, dv) = (job.d, job.dv);
+    let map = job.opts.feature_map;
+    let mut xc = vec![E::ZERO; BLOCK * d];
+    let mut t = vec![E::ZERO; d * dv];
+    let mut zs = vec![E::ZERO; d];
+    let ones = vec![1.0; d];
+    for r0 in (0..job.s).step_by(BLOCK) {
+        let b = BLOCK.min(job.s - r0);
+        map.apply(&job.k[r0 * d..(r0 + b) * d], &mut xc[..b * d], d, E::ONE);
+        let vb = &job.v[r0 * dv..(r0 + b) * dv];
+        gemm_rows(E::ZERO, &mut t, (d, dv, b), E::ONE, &xc, true, vb, false);
+        col_sums(&xc[..b * d], d, &mut zs);
+        state_update(st, dv, &t, &zs, &ones);
+    }
+    let (mut sf, mut zf) = (vec![E::ZERO; d * dv], vec![E::ZERO; d]);
+    state_elems(st, dv, &mut sf, &mut zf);
+    let mut o = vec![E::ZERO; BLOCK * dv];
+    let mut den = [E::ZERO; BLOCK];
+    for r0 in (0..job.n).step_by(BLOCK) {
+        let b = BLOCK.min(job.n - r0);
+        map.apply(&job.q[r0 * d..(r0 + b) * d], &mut xc[..b * d], d, job.scale);
+        gemm_rows(E::ZERO, &mut o, (b, dv, d), E::ONE, &xc, false, &sf, false);
+        den[..b].fill(E::ZERO);
+        add_dots(&xc[..b * d], d, &zf, &mut den[..b]);
+        job.finish(&o[..b * dv], &den[..b], &mut out[r0 * dv..(r0 + b) * dv]);
+    }
+}
+
+/// Per-chunk buffers of the causal form.
+struct Chunk<E> {
+    qc: Vec<E>,
+    kc: Vec<E>,
+    qd: Vec<E>,
+    kd: Vec<E>,
+    a: Vec<E>,
+    o: Vec<E>,
+    den: Vec<E>,
+    t: Vec<E>,
+    zs: Vec<E>,
+    sf: Vec<E>,
+    zf: Vec<E>,
+    /// Cumulative log-decays (C, or C x d for per-key gates) and the state's row factors.
+    g: Vec<f64>,
+    f: Vec<f64>,
+    dmat: Vec<f64>,
+}
+
+/// Causal, chunk by chunk, carrying the f64 state `st` (d rows of dv + 1).
+pub(super) fn causal<E: GemmElem + Lanes>(
+    job: &HeadJob<'_, E>,
+    st: &mut [f64],
+    out: &mut [MaybeUninit<E>],
+) {
+    let (d, dv) = (job.d, job.dv);
+    let cs = job.opts.chunk_size.min(job.n.max(1));
+    let keyed = matches!(job.gate, Gate::Key(_));
+    let gl = if keyed { cs * d } else { cs };
+    let mut b = Chunk {
+        qc: vec![E::ZERO; cs * d],
+        kc: vec![E::ZERO; cs * d],
+        qd: vec![E::ZERO; cs * d],
+        kd: vec![E::ZERO; cs * d],
+        a: vec![E::ZERO; cs * cs],
+        o: vec![E::ZERO; cs * dv],
+        den: vec![E::ZERO; cs],
+        t: vec![E::ZERO; d * dv],
+        zs: vec![E::ZERO; d],
+        sf: vec![E::ZERO; d * dv],
+        zf: vec![E::ZERO; d],
+        g: vec![0.0; gl],
+        f: vec![1.0; d],
+        dmat: vec![0.0; cs * cs],
+    };
+    let map = job.opts.feature_map;
+    for t0 in (0..job.n).step_by(cs) {
+        let c = cs.min(job.n - t0);
+        map.apply(
+            &job.q[t0 * d..(t0 + c) * d],
+            &mut b.qc[..c * d],
+            d,
+            job.scale,
+        );
+        map.apply(&job.k[t0 * d..(t0 + c) * d], &mut b.kc[..c * d], d, E::ONE);
+        let vc = &job.v[t0 * dv..(t0 + c) * dv];
+        state_elems(st, dv, &mut b.sf, &mut b.zf);
+        let gated = decay_weights(job, &mut b, t0, c, cs);
+        let qd = if gated { &b.qd } else { &b.qc };
+        // Inter-chunk: (Q o e^G) S and (Q o e^G) . z.
+        gemm_rows(
+            E::ZERO,
+            &mut b.o,
+            (c, dv, d),
+            E::ONE,
+            qd,
+            false,
+            &b.sf,
+            false,
+        );
+        b.den[..c].fill(E::ZERO);
+        add_dots(&qd[..c * d], d, &b.zf, &mut b.den[..c]);
+        // Intra-chunk: the masked, decayed block times V (its row sums join the normaliser).
+        if keyed {
+            gla_intra(&mut b, c, d);
+        } else {
+            gemm_rows(
+                E::ZERO,
+                &mut b.a,
+                (c, c, d),
+                E::ONE,
+                &b.qc,
+                false,
+                &b.kc,
+                true,
+            );
+            for i in 0..c {
+                let row = &mut b.a[i * c..(i + 1) * c];
+                if gated {
+                    for (x, &dd) in row[..=i].iter_mut().zip(&b.dmat[i * cs..]) {
+                        *x = *x * E::from_f64(dd);
+                    }
+                }
+                row[i + 1..].fill(E::ZERO);
+            }
+        }
+        for (dn, row) in b.den[..c].iter_mut().zip(b.a.chunks_exact(c)) {
+            *dn = row.iter().fold(*dn, |acc, &x| acc + x);
+        }
+        gemm_rows(E::ONE, &mut b.o, (c, dv, c), E::ONE, &b.a, false, vc, false);
+        job.finish(
+            &b.o[..c * dv],
+            &b.den[..c],
+            &mut out[t0 * dv..(t0 + c) * dv],
+        );
+        // State: e^(G_C) S + (K o e^(G_C - G))^T V, and z alike.
+        let kd = if gated { &b.kd } else { &b.kc };
+        gemm_rows(E::ZERO, &mut b.t, (d, dv, c), E::ONE, kd, true, vc, false);
+        col_sums(&kd[..c * d], d, &mut b.zs);
+        state_update(st, dv, &b.t, &b.zs, &b.f);
+    }
+}
+
+/// Fills qd = Q o e^G, kd = K o e^(G_C - G), the state factors f = e^(G_C) and (scalar gates)
+/// the intra-chunk factors D; false when there is no gate.
+fn decay_weights<E: GemmElem>(
+    job: &HeadJob<'_, E>,
+    b: &mut Chunk<E>,
+    t0: usize,
+    c: usize,
+    cs: usize,
+) -> bool {
+    let d = job.d;
+    match job.gate {
+        Gate::None => false,
+        Gate::Head(_) | Gate::Step(_) => {
+            let mut acc = 0.0;
+            for i in 0..c {
+                acc += match job.gate {
+                    Gate::Head(g) => g,
+                    Gate::Step(g) => g[t0 + i].to_f64(),
+                    _ => 0.0,
+                };
+                b.g[i] = acc;
+            }
+            let last = b.g[c - 1];
+            for i in 0..c {
+                let (eq, ek) = (
+                    E::from_f64(b.g[i].exp()),
+                    E::from_f64((last - b.g[i]).exp()),
+                );
+                b.qd[i * d..(i + 1) * d]
+                    .iter_mut()
+                    .zip(&b.qc[i * d..])
+                    .for_each(|(x, &y)| *x = y * eq);
+                b.kd[i * d..(i + 1) * d]
+                    .iter_mut()
+                    .zip(&b.kc[i * d..])
+                    .for_each(|(x, &y)| *x = y * ek);
+                // D_ij = e^(G_i - G_j) as running products of e^(g) (no exponentials per pair).
+                let step = (b.g[i] - if i > 0 { b.g[i - 1] } else { 0.0 }).exp();
+                b.dmat[i * cs + i] = 1.0;
+                for j in 0..i {
+                    b.dmat[i * cs + j] = b.dmat[(i - 1) * cs + j] * step;
+                }
+            }
+            b.f.fill(last.exp());
+            true
+        }
+        Gate::Key(g) => {
+            for i in 0..c {
+                for ch in 0..d {
+                    let prev = if i > 0 { b.g[(i - 1) * d + ch] } else { 0.0 };
+                    b.g[i * d + ch] = prev + g[(t0 + i) * d + ch].to_f64();
+                }
+            }
+            let last = (c - 1) * d;
+            for i in 0..c {
+                for ch in 0..d {
+                    let gi = b.g[i * d + ch];
+                    b.qd[i * d + ch] = b.qc[i * d + ch] * E::from_f64(gi.exp());
+                    b.kd[i * d + ch] = b.kc[i * d + ch] * E::from_f64((b.g[last + ch] - gi).exp());
+                }
+            }
+            for ch in 0..d {
+                b.f[ch] = b.g[last + ch].exp();
+            }
+            true
+        }
+    }
+}
+
+/// The per-key-gate intra-chunk block A_ij = sum_c q_ic k_jc e^(G_ic - G_jc), j <= i.
+fn gla_intra<E: GemmElem>(b: &mut Chunk<E>, c: usize, d: usize) {
+    b.a[..c * c].fill(E::ZERO);
+    let mut qp = vec![E::ZERO; SUB * d];
+    let mut kp = vec![E::ZERO; c * d];
+    for a0 in (0..c).step_by(SUB) {
+        let a1 = (a0 + SUB).min(c);
+        if a0 > 0 {
+            // Reference point r = a0 - 1: j <= r <= i for every pair below the diagonal blocks.
+            let gr = &b.g[(a0 - 1) * d..a0 * d];
+            for i in a0..a1 {
+                for ch in 0..d {
+                    qp[(i - a0) * d + ch] =
+                        b.qc[i * d + ch] * E::from_f64((b.g[i * d + ch] - gr[ch]).exp());
+                }
+            }
+            for j in 0..a0 {
+                for ch in 0..d {
+                    kp[j * d + ch] =
+                        b.kc[j * d + ch] * E::from_f64((gr[ch] - b.g[j * d + ch]).exp());
+                }
+            }
+            let rows = a1 - a0;
+            let mut blk = vec![E::ZERO; rows * a0];
+            gemm_rows(
+                E::ZERO,
+                &mut blk,
+                (rows, a0, d),
+                E::ONE,
+                &qp,
+                false,
+                &kp,
+                true,
+            );
+            for (r, src) in blk.chunks_exact(a0).enumerate() {
+                b.a[(a0 + r) * c..(a0 + r) * c + a0].copy_from_slice(src);
+            }
+        }
+        for i in a0..a1 {
+            for j in a0..=i {
+                let mut acc = 0.0;
+                for ch in 0..d {
+                    let e = (b.g[i * d + ch] - b.g[j * d + ch]).exp();
+                    acc += b.qc[i * d + ch].to_f64() * b.kc[j * d + ch].to_f64() * e;
+                }
+                b.a[i * c + j] = E::from_f64(acc);
+            }
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Linear attention (Katharopoulos et al., 2020) and its decayed recurrences (RetNet, simple
+//! GLA / Mamba-2 scalar gates, GLA per-key gates: the dynamical-systems view
+//! S_t = exp(g_t) S_{t-1} + phi(k_t) v_t^T, out_t = phi(q_t) S_t / (phi(q_t) . z_t + eps)).
+//!
+//! - non-causal: phi(K)^T [V 1] first (d x (dv + 1): the normaliser z is the extra column),
+//!   then phi(Q) times it: O(n d dv).
+//! - causal: the chunk form of flash-linear-attention (`chunk_simple_gla`, `chunk_gla`): inside
+//!   a chunk a masked, decayed phi(Q) phi(K)^T block times [V 1]; across chunks a carried state.
+//! - short sequences (a decoding step with a state): the recurrence itself, no chunk overhead.
+//!
+//! The state is accumulated in f64 whatever the input dtype (one conversion per chunk, d (dv+1)
+//! elements, against C d (dv + 1) products), so long f32 sequences do not drift.
+
+mod chunk;
+mod gates;
+mod step;
+
+use super::feature::FeatureMap;
+use super::heads::{check_finite, qkv_shape, Contig, HeadShape, Output};
+use crate::error::{Error, Result};
+use crate::linalg::GemmElem;
+use crate::simd::Lanes;
+use gates::Gate;
+use ndarray::{ArrayD, ArrayViewD};
+use std::mem::MaybeUninit;
+
+/// Sequences at most this long run the recurrence instead of chunks (decoding steps).
+const STEP_MAX: usize = 8;
+
+/// Log-decays g <= 0: one per head (...,), per step (..., n) or per step and key dim (..., n, d).
+pub type Decay<'a, E> = Option<ArrayViewD<'a, E>>;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LinearOptions {
+    pub feature_map: FeatureMap,
+    pub causal: bool,
+    pub normalize: bool,
+    /// Multiplies q.k (applied to phi(q)); None is 1.
+    pub scale: Option<f64>,
+    pub eps: f64,
+    pub chunk_size: usize,
+}
+
+impl Default for LinearOptions {
+    fn default() -> Self {
+        LinearOptions {
+            feature_map: FeatureMap::Elu1,
+            causal: false,
+            normalize: true,
+            scale: None,
+            eps: 1e-6,
+            chunk_size: 64,
+        }
+    }
+}
+
+/// A state (S (..., d, dv), z (..., d)) over q's heads.
+pub struct LinearState<E> {
+    pub s: ArrayD<E>,
+    pub z: ArrayD<E>,
+}
+
+/// One head's inputs and options.
+pub(super) struct HeadJob<'a, E> {
+    pub q: &'a [E],
+    pub k: &'a [E],
+    pub v: &'a [E],
+    pub gate: Gate<'a, E>,
+    pub n: usize,
+    pub s: usize,
+    pub d: usize,
+    pub dv: usize,
+    pub opts: LinearOptions,
+    pub scale: E,
+}
+
+impl<E: GemmElem> HeadJob<'_, E> {
+    /// Writes out = O / (den + eps) (or O) for rows of O of dv elements.
+    pub fn finish(&self, o: &[E], den: &[E], out: &mut [MaybeUninit<E>]) {
+        let dv = self.dv;
+        let eps = E::from_f64(self.opts.eps);
+        for ((orow, &dn), dst) in o.chunks_exact(dv).zip(den).zip(out.chunks_exact_mut(dv)) {
+            let inv = if self.opts.normalize {
+                E::ONE / (dn + eps)
+            } else {
+                E::ONE
+            };
+            for (x, &y) in dst.iter_mut().zip(orow) {
+                x.write(y * inv);
+            }
+        }
+    }
+}
+
+/// Writes the f64 state (d x (dv + 1)) as S (d x dv) and z (d).
+fn write_state<E: GemmElem>(
+    st: &[f64],
+    dv: usize,
+    s: &mut [MaybeUninit<E>],
+    z: &mut [MaybeUninit<E>],
+) {
+    for ((row, srow), zc) in st.chunks_exact(dv + 1).zip(s.chunks_exact_mut(dv)).zip(z) {
+        for (x, &y) in srow.iter_mut().zip(row) {
+            x.write(E::from_f64(y));
+        }
+        zc.write(E::from_f64(row[dv]));
+    }
+}
+
+/// One head's task: its index and its output rows, S and z.
+type HeadTask<'a, E> = (
+    usize,
+    &'a mut [MaybeUninit<E>],
+    &'a mut [MaybeUninit<E>],
+    &'a mut [MaybeUninit<E>],
+);
+
+/// Linear attention over q (..., n, d), k (..., s, d), v (..., s, dv) (grouped heads allowed;
+/// causal needs s = n). Returns the output (..., n, dv) and the state after the sequence.
+pub fn linear_attention<E: GemmElem + Lanes>(
+    q: ArrayViewD<'_, E>,
+    k: ArrayViewD<'_, E>,
+    v: ArrayViewD<'_, E>,
+    decay: Decay<'_, E>,
+    initial: Option<(ArrayViewD<'_, E>, Option<ArrayViewD<'_, E>>)>,
+    opts: &LinearOptions,
+) -> Result<(ArrayD<E>, LinearState<E>)> {
+    const F: &str = "linear_attention";
+    let hs = qkv_shape(F, q.shape(), k.shape(), v.shape())?;
+    if opts.chunk_size == 0 {
+        return Err(Error::Invalid(format!(
+            "{F}: chunk_size must be >= 1, got 0"
+        )));
+    }
+    if opts.causal && hs.s != hs.n {
+        return Err(Error::Invalid(format!(
+            "{F}: causal needs k and v as long as q (s = n), got n = {}, s = {}",
+            hs.n, hs.s
+        )));
+    }
+    if decay.is_some() && !opts.causal {
+        return Err(Error::Invalid(format!(
+            "{F}: decay is a causal recurrence; pass causal=True"
+        )));
+    }
+    let scale = opts.scale.unwrap_or(1.0);
+    if !scale.is_finite() || !opts.eps.is_finite() || opts.eps < 0.0 {
+        return Err(Error::Invalid(format!(
+            "{F}: scale and eps must be finite (eps >= 0), got scale = {scale}, eps = {}",
+            opts.eps
+        )));
+    }
+    let nd = q.ndim();
+    let (qc, kc, vc) = (Contig::new(q.view()), Contig::new(k), Contig::new(v));
+    check_finite(F, "q", qc.slice())?;
+    check_finite(F, "k", kc.slice())?;
+    check_finite(F, "v", vc.slice())?;
+    let gates = gates::Gates::new(F, decay, q.shape(), &hs)?;
+    let batch = &q.shape()[..nd - 2];
+    let init = initial
+        .map(|(s, z)| state_in(F, s, z, batch, &hs))
+        .transpose()?;
+    let heads = hs.heads();
+    let (sd, zd) = (hs.d * hs.dv, hs.d);
+    let mut out = Output::<E>::new(F, heads * hs.n * hs.dv)?;
+    let mut s_out = Output::<E>::new(F, heads * sd)?;
+    let mut z_out = Output::<E>::new(F, heads * zd)?;
+    let tasks: Vec<_> = if heads == 0 {
+        Vec::new()
+    } else {
+        out.uninit()
+            .chunks_mut((hs.n * hs.dv).max(1))
+            .chain(std::iter::repeat_with(|| &mut [][..]))
+            .zip(s_out.uninit().chunks_mut(sd))
+            .zip(z_out.uninit().chunks_mut(zd))
+            .enumerate()
+            .map(|(h, ((o, s), z))| (h, o, s, z))
+            .take(heads)
+            .collect()
+    };
+    let (qs, ks, vs) = (qc.slice(), kc.slice(), vc.slice());
+    let run = |_: &mut (), (h, o, s, z): HeadTask<'_, E>| {
+        let kv = hs.kv_head(h);
+        let job = HeadJob {
+            q: &qs[h * hs.n * hs.d..][..hs.n * hs.d],
+            k: &ks[kv * hs.s * hs.d..][..hs.s * hs.d],
+            v: &vs[kv * hs.s * hs.dv..][..hs.s * hs.dv],
+            gate: gates.head(h),
+            n: hs.n,
+            s: hs.s,
+            d: hs.d,
+            dv: hs.dv,
+            opts: *opts,
+            scale: E::from_f64(scale),
+        };
+        let len = hs.d * (hs.dv + 1);
+        let mut st = match &init {
+            Some(init) => init[h * len..][..len].to_vec(),
+            None => vec![0.0f64; len],
+        };
+        if !opts.causal {
+            chunk::noncausal(&job, &mut st, o);
+        } else if hs.n <= STEP_MAX {
+            step::recurrent(&job, &mut st, o);
+        } else {
+            chunk::causal(&job, &mut st, o);
+        }
+        write_state(&st, hs.dv, s, z);
+    };
+    crate::threads::map_tasks(tasks, || (), run);
+    let mut sshape = batch.to_vec();
+    sshape.extend([hs.d, hs.dv]);
+    let mut zshape = batch.to_vec();
+    zshape.push(hs.d);
+    // SAFETY: every head task wrote its output rows and its state.
+    unsafe {
+        Ok((
+            out.assume_init(&HeadShape::out_shape(q.shape(), hs.dv))?,
+            LinearState {
+                s: s_out.assume_init(&sshape)?,
+                z: z_out.assume_init(&zshape)?,
+            },
+        ))
+    }
+}
+
+/// The initial state as f64 rows of dv + 1 (S's row, then z), per q head.
+fn state_in<E: GemmElem>(
+    f: &str,
+    s: ArrayViewD<'_, E>,
+    z: Option<ArrayViewD<'_, E>>,
+    batch: &[usize],
+    hs: &HeadShape,
+) -> Result<Vec<f64>> {
+    let (d, dv) = (hs.d, hs.dv);
+    let want_s: Vec<usize> = batch.iter().copied().chain([d, dv]).collect();
+    let want_z: Vec<usize> = batch.iter().copied().chain([d]).collect();
+    if s.shape() != want_s.as_slice() {
+        return Err(Error::Shape {
+            what: "initial_state S",
+            expected: want_s,
+            got: s.shape().to_vec(),
+        });
+    }
+    if let Some(z) = &z {
+        if z.shape() != want_z.as_slice() {
+            return Err(Error::Shape {
+                what: "initial_state z",
+                expected: want_z,
+                got: z.shape().to_vec(),
+            });
+        }
+    }
+    let sc = Contig::new(s);
+    check_finite(f, "initial_state S", sc.slice())?;
+    let zc = z.map(Contig::new);
+    if let Some(zc) = &zc {
+        check_finite(f, "initial_state z", zc.slice())?;
+    }
+    let rows = hs.heads() * d;
+    let mut st = vec![0.0f64; rows * (dv + 1)];
+    for (r, row) in st.chunks_exact_mut(dv + 1).enumerate() {
+        for (x, &y) in row.iter_mut().zip(&sc.slice()[r * dv..(r + 1) * dv]) {
+            *x = y.to_f64();
+        }
+        if let Some(zc) = &zc {
+            row[dv] = zc.slice()[r].to_f64();
+        }
+    }
+    Ok(st)
+}
+
+/// fast-transformers' `causal_dot_product`: sum_{j <= i} (q_i . k_j) v_j, unnormalised (the
+/// identity map, no decay, scale 1).
+pub fn causal_dot_product<E: GemmElem + Lanes>(
+    q: ArrayViewD<'_, E>,
+    k: ArrayViewD<'_, E>,
+    v: ArrayViewD<'_, E>,
+) -> Result<ArrayD<E>> {
+    let opts = LinearOptions {
+        feature_map: FeatureMap::Identity,
+        causal: true,
+        normalize: false,
+        ..LinearOptions::default()
+    };
+    linear_attention(q, k, v, None, None, &opts).map(|(o, _)| o)
+}

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::linalg::{gemm, GemmElem};
 use crate::simd::exp::{exp_with, ExpPoly};
 use crate::simd::{self, dispatch, Kernel, Lanes, Simd};
-use crate::softmax::online_tile::{row_max, softmax_in_place_on};
+use crate::softmax::online_tile::{load_upto, row_max, softmax_in_place_on, store_upto};
 use ndarray::{ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, IxDyn, ShapeBuilder};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,8 +40,13 @@ impl FeatureMap {
 
     /// y = scale * phi(x) for rows of d elements (x and y of the same length).
     pub fn apply<E: Lanes>(self, x: &[E], y: &mut [E], d: usize, scale: E) {
+        self.apply_with(simd::active(), x, y, d, scale)
+    }
+
+    /// `apply` on a given ISA (tests compare every ISA with the portable path).
+    pub fn apply_with<E: Lanes>(self, isa: simd::Isa, x: &[E], y: &mut [E], d: usize, scale: E) {
         dispatch(
-            simd::active(),
+            isa,
             MapRows {
                 map: self,
                 x,
@@ -80,7 +85,7 @@ impl<E: Lanes> Kernel<E> for MapRows<'_, E> {
             while j < d {
                 let k = (d - j).min(w);
                 // SAFETY: j + k <= d, the length of both rows.
-                let xv = unsafe { S::load_partial(xr.as_ptr().add(j), k, E::ZERO) };
+                let xv = unsafe { load_upto::<S>(xr.as_ptr().add(j), k, E::ZERO) };
                 let fx = match self.map {
                     FeatureMap::Elu1 => {
                         let e = exp_with::<S>(S::min(xv, zero), &poly);
@@ -91,7 +96,7 @@ impl<E: Lanes> Kernel<E> for MapRows<'_, E> {
                     FeatureMap::Exp => exp_with::<S>(S::sub(xv, m), &poly),
                 };
                 // SAFETY: as the load.
-                unsafe { S::store_partial(yr.as_mut_ptr().add(j), k, S::mul(fx, sc)) };
+                unsafe { store_upto::<S>(yr.as_mut_ptr().add(j), k, S::mul(fx, sc)) };
                 j += k;
             }
         }

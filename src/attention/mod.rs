@@ -5,6 +5,8 @@
 pub mod exact;
 pub mod feature;
 pub(crate) mod heads;
+#[cfg(test)]
+mod isa_tests;
 pub mod linear;
 pub mod soft;
 

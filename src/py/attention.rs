@@ -43,6 +43,7 @@ fn run<'py, E: GemmElem + Lanes + Element>(
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/soft_attention.txt"))]
 #[pyo3(signature = (q, v, landmarks=None, *, num_landmarks=49, iters=None, ridge=0.0, normalize=false))]
 #[allow(clippy::too_many_arguments)]
 pub fn soft_attention<'py>(
@@ -121,6 +122,7 @@ fn exact_run<'py, E: GemmElem + Lanes + Element>(
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/softmax_attention.txt"))]
 #[pyo3(signature = (q, k, v, *, scale=None, causal=false, mask=None, window=None, return_lse=false))]
 #[allow(clippy::too_many_arguments)]
 pub fn softmax_attention<'py>(

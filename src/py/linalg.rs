@@ -45,6 +45,7 @@ fn run_pinv<'py, E: GemmElem + Element>(
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/pinv.txt"))]
 #[pyo3(signature = (a, *, iters=None, tol=None, order=2, ridge=0.0, return_info=false))]
 #[allow(clippy::too_many_arguments)]
 pub fn pinv<'py>(
@@ -135,6 +136,7 @@ fn run_backward<'py, E: GemmElem + Element>(
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/pinv_backward.txt"))]
 pub fn pinv_backward<'py>(
     py: Python<'py>,
     a: &Bound<'py, PyAny>,

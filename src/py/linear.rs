@@ -60,6 +60,7 @@ fn linear_run<'py, E: GemmElem + Lanes + Element>(
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/linear_attention.txt"))]
 #[pyo3(signature = (q, k, v, *, feature_map="elu1", causal=false, decay=None, normalize=true, scale=None, eps=1e-6, chunk_size=64, initial_state=None, return_state=false))]
 #[allow(clippy::too_many_arguments)]
 pub fn linear_attention<'py>(
@@ -111,6 +112,7 @@ pub fn linear_attention<'py>(
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/causal_dot_product.txt"))]
 pub fn causal_dot_product<'py>(
     py: Python<'py>,
     q: &Bound<'py, PyAny>,
@@ -140,6 +142,7 @@ pub fn causal_dot_product<'py>(
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/hedgehog_feature_map.txt"))]
 #[pyo3(signature = (x, weight, bias=None))]
 pub fn hedgehog_feature_map<'py>(
     py: Python<'py>,

@@ -55,6 +55,7 @@ fn gate<'py, E: Lanes + Element>(
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/top_k_gating.txt"))]
 #[pyo3(signature = (logits, k, *, order="softmax_topk", renormalize=true, temperature=1.0,
     score="softmax", bias=None, activation=None, n_group=1, topk_group=1, group_score=None))]
 #[allow(clippy::too_many_arguments)]
@@ -168,6 +169,7 @@ fn noisy<'py, E: Lanes + Element>(
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/noisy_logits.txt"))]
 pub fn noisy_logits<'py>(
     py: Python<'py>,
     clean: &Bound<'py, PyAny>,
@@ -183,6 +185,7 @@ pub fn noisy_logits<'py>(
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/moe_dispatch.txt"))]
 #[pyo3(signature = (indices, num_experts, *, capacity=None))]
 pub fn moe_dispatch<'py>(
     py: Python<'py>,
@@ -235,6 +238,7 @@ fn gather<'py, E: Lanes + Element>(
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/moe_gather.txt"))]
 #[pyo3(signature = (x, indices, positions, capacity, *, num_experts=None))]
 pub fn moe_gather<'py>(
     py: Python<'py>,
@@ -284,6 +288,7 @@ fn combine<'py, E: Lanes + Element>(
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/moe_combine.txt"))]
 pub fn moe_combine<'py>(
     py: Python<'py>,
     expert_out: &Bound<'py, PyAny>,
@@ -316,6 +321,7 @@ fn balance<E: Lanes + Element>(
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/load_balancing_loss.txt"))]
 #[pyo3(signature = (probs, indices, *, choices="first"))]
 pub fn load_balancing_loss(
     py: Python<'_>,
@@ -348,6 +354,7 @@ fn z_loss<E: Lanes + Element>(py: Python<'_>, logits: &Bound<'_, PyArrayDyn<E>>)
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/router_z_loss.txt"))]
 pub fn router_z_loss(py: Python<'_>, logits: &Bound<'_, PyAny>) -> PyResult<f64> {
     let inp = floats(py, logits, "router_z_loss")?;
     match &inp.arr {

@@ -3,14 +3,14 @@
 use super::errors::to_py;
 use pyo3::prelude::*;
 
-/// The SIMD path in use: "avx512f", "avx2" or "scalar".
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/isa.txt"))]
 pub fn isa() -> &'static str {
     crate::simd::active().name()
 }
 
-/// Every SIMD path this CPU supports, narrowest first.
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/supported_isas.txt"))]
 pub fn supported_isas() -> Vec<&'static str> {
     crate::simd::Isa::supported()
         .into_iter()
@@ -19,6 +19,7 @@ pub fn supported_isas() -> Vec<&'static str> {
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/set_num_threads.txt"))]
 pub fn set_num_threads(n: i64) -> PyResult<()> {
     let n = usize::try_from(n).map_err(|_| {
         pyo3::exceptions::PyValueError::new_err(format!("number of threads must be >= 1, got {n}"))
@@ -27,6 +28,7 @@ pub fn set_num_threads(n: i64) -> PyResult<()> {
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/get_num_threads.txt"))]
 pub fn get_num_threads() -> usize {
     crate::threads::num_threads()
 }

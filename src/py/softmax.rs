@@ -93,6 +93,7 @@ fn family<'py>(
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/softmax.txt"))]
 #[pyo3(
     signature = (x, axis=-1, *, algorithm="auto", r#where=None, out=None),
     text_signature = "(x, axis=-1, *, algorithm='auto', where=None, out=None)"
@@ -110,6 +111,7 @@ pub fn softmax<'py>(
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/log_softmax.txt"))]
 #[pyo3(
     signature = (x, axis=-1, *, r#where=None, out=None),
     text_signature = "(x, axis=-1, *, where=None, out=None)"
@@ -143,6 +145,7 @@ fn lse<'py, E: Lanes + Element>(
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/logsumexp.txt"))]
 #[pyo3(
     signature = (x, axis=-1, *, r#where=None),
     text_signature = "(x, axis=-1, *, where=None)"

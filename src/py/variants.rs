@@ -27,6 +27,7 @@ fn run_power<'py, E: Lanes + Element>(
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/power_softmax.txt"))]
 #[pyo3(
     signature = (x, p=4, axis=-1, *, eps=0.0, r#where=None),
     text_signature = "(x, p=4, axis=-1, *, eps=0.0, where=None)"
@@ -94,6 +95,7 @@ fn run_regression<'py, E: GemmElem + Element>(
 }
 
 #[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/softmax_regression.txt"))]
 #[pyo3(signature = (a, b, x, *, hessian=false))]
 pub fn softmax_regression<'py>(
     py: Python<'py>,

@@ -106,9 +106,9 @@ pub(crate) fn exp_sub_sum<S: Simd>(x: &mut [S::E], m: S::E, poly: &ExpPoly<S>) -
         }
         while j < n {
             let k = (n - j).min(w);
-            let t = S::sub(S::load_partial(p.add(j), k, S::E::NEG_INFINITY), mv);
+            let t = S::sub(load_upto::<S>(p.add(j), k, S::E::NEG_INFINITY), mv);
             let e = exp_with::<S>(t, poly);
-            S::store_partial(p.add(j), k, e);
+            store_upto::<S>(p.add(j), k, e);
             s0 = S::add(s0, e);
             j += k;
         }
@@ -127,5 +127,38 @@ pub(crate) fn softmax_in_place_on<S: Simd>(x: &mut [S::E]) {
     let inv = S::E::ONE / exp_sub_sum::<S>(x, m, &poly);
     for v in x.iter_mut() {
         *v = *v * inv;
+    }
+}
+
+/// `k <= LANES` elements at p (the fill beyond them): a full load when k = LANES, since
+/// `load_partial` takes fewer than LANES.
+///
+/// # Safety
+/// p must hold k readable elements.
+#[inline(always)]
+pub(crate) unsafe fn load_upto<S: Simd>(p: *const S::E, k: usize, fill: S::E) -> S::V {
+    // SAFETY: as the caller's.
+    unsafe {
+        if k == S::LANES {
+            S::load(p)
+        } else {
+            S::load_partial(p, k, fill)
+        }
+    }
+}
+
+/// Stores the first `k <= LANES` lanes of v at p.
+///
+/// # Safety
+/// p must hold k writable elements.
+#[inline(always)]
+pub(crate) unsafe fn store_upto<S: Simd>(p: *mut S::E, k: usize, v: S::V) {
+    // SAFETY: as the caller's.
+    unsafe {
+        if k == S::LANES {
+            S::store(p, v)
+        } else {
+            S::store_partial(p, k, v)
+        }
     }
 }

@@ -160,6 +160,7 @@ pub fn linear_attention<E: GemmElem + Lanes>(
     let init = initial
         .map(|(s, z)| state_in(F, s, z, batch, &hs))
         .transpose()?;
+    let (d, dv) = (hs.d, hs.dv);
     let heads = hs.heads();
     let (sd, zd) = (hs.d * hs.dv, hs.d);
     let mut out = Output::<E>::new(F, heads * hs.n * hs.dv)?;
@@ -179,7 +180,7 @@ pub fn linear_attention<E: GemmElem + Lanes>(
             .collect()
     };
     let (qs, ks, vs) = (qc.slice(), kc.slice(), vc.slice());
-    let run = |_: &mut (), (h, o, s, z): HeadTask<'_, E>| {
+    let run = |st: &mut Vec<f64>, (h, o, s, z): HeadTask<'_, E>| {
         let kv = hs.kv_head(h);
         let job = HeadJob {
             q: &qs[h * hs.n * hs.d..][..hs.n * hs.d],
@@ -193,21 +194,32 @@ pub fn linear_attention<E: GemmElem + Lanes>(
             opts: *opts,
             scale: E::from_f64(scale),
         };
-        let len = hs.d * (hs.dv + 1);
-        let mut st = match &init {
-            Some(init) => init[h * len..][..len].to_vec(),
-            None => vec![0.0f64; len],
-        };
-        if !opts.causal {
-            chunk::noncausal(&job, &mut st, o);
-        } else if hs.n <= STEP_MAX {
-            step::recurrent(&job, &mut st, o);
-        } else {
-            chunk::causal(&job, &mut st, o);
+        st.clear();
+        st.resize(d * (dv + 1), 0.0);
+        if let Some((s0, z0)) = &init {
+            // Rows of S and then z, converted straight into the worker's f64 buffer.
+            let (s0, z0) = (
+                &s0.slice()[h * d * dv..][..d * dv],
+                z0.as_ref().map(|z| &z.slice()[h * d..][..d]),
+            );
+            for (c, row) in st.chunks_exact_mut(dv + 1).enumerate() {
+                row[..dv]
+                    .iter_mut()
+                    .zip(&s0[c * dv..][..dv])
+                    .for_each(|(a, b)| *a = b.to_f64());
+                row[dv] = z0.map_or(0.0, |z| z[c].to_f64());
+            }
         }
-        write_state(&st, hs.dv, s, z);
+        if !opts.causal {
+            chunk::noncausal(&job, st, o);
+        } else if hs.n <= STEP_MAX {
+            step::recurrent(&job, st, o);
+        } else {
+            chunk::causal(&job, st, o);
+        }
+        write_state(st, hs.dv, s, z);
     };
-    crate::threads::map_tasks(tasks, || (), run);
+    crate::threads::map_tasks(tasks, Vec::new, run);
     let mut sshape = batch.to_vec();
     sshape.extend([hs.d, hs.dv]);
     let mut zshape = batch.to_vec();
@@ -224,14 +236,16 @@ pub fn linear_attention<E: GemmElem + Lanes>(
     }
 }
 
-/// The initial state as f64 rows of dv + 1 (S's row, then z), per q head.
-fn state_in<E: GemmElem>(
+/// The initial state (S, z), checked and borrowed contiguous.
+type StateIn<'a, E> = (Contig<'a, E>, Option<Contig<'a, E>>);
+
+fn state_in<'a, E: GemmElem>(
     f: &str,
-    s: ArrayViewD<'_, E>,
-    z: Option<ArrayViewD<'_, E>>,
+    s: ArrayViewD<'a, E>,
+    z: Option<ArrayViewD<'a, E>>,
     batch: &[usize],
     hs: &HeadShape,
-) -> Result<Vec<f64>> {
+) -> Result<StateIn<'a, E>> {
     let (d, dv) = (hs.d, hs.dv);
     let want_s: Vec<usize> = batch.iter().copied().chain([d, dv]).collect();
     let want_z: Vec<usize> = batch.iter().copied().chain([d]).collect();
@@ -257,17 +271,7 @@ fn state_in<E: GemmElem>(
     if let Some(zc) = &zc {
         check_finite(f, "initial_state z", zc.slice())?;
     }
-    let rows = hs.heads() * d;
-    let mut st = vec![0.0f64; rows * (dv + 1)];
-    for (r, row) in st.chunks_exact_mut(dv + 1).enumerate() {
-        for (x, &y) in row.iter_mut().zip(&sc.slice()[r * dv..(r + 1) * dv]) {
-            *x = y.to_f64();
-        }
-        if let Some(zc) = &zc {
-            row[dv] = zc.slice()[r].to_f64();
-        }
-    }
-    Ok(st)
+    Ok((sc, zc))
 }
 
 /// fast-transformers' `causal_dot_product`: sum_{j <= i} (q_i . k_j) v_j, unnormalised (the

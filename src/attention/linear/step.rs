@@ -6,6 +6,7 @@ use super::gates::Gate;
 use super::HeadJob;
 use crate::linalg::GemmElem;
 use crate::simd::{self, dispatch, Kernel, Lanes, Simd};
+use crate::softmax::online_tile::{load_upto, store_upto};
 use std::mem::MaybeUninit;
 
 /// Runs tokens 0..n of `job` through the recurrence on the f64 state `st` (d x (dv + 1)).
@@ -88,12 +89,12 @@ impl Kernel<f64> for StepRows<'_> {
             unsafe {
                 while j < w {
                     let k = (w - j).min(lanes);
-                    let s = S::load_partial(pr.add(j), k, 0.0);
-                    let v = S::load_partial(pv.add(j), k, 0.0);
+                    let s = load_upto::<S>(pr.add(j), k, 0.0);
+                    let v = load_upto::<S>(pv.add(j), k, 0.0);
                     let s = S::fma(kc, v, S::mul(f, s));
-                    S::store_partial(pr.add(j), k, s);
-                    let acc = S::fma(qc, s, S::load_partial(po.add(j), k, 0.0));
-                    S::store_partial(po.add(j), k, acc);
+                    store_upto::<S>(pr.add(j), k, s);
+                    let acc = S::fma(qc, s, load_upto::<S>(po.add(j), k, 0.0));
+                    store_upto::<S>(po.add(j), k, acc);
                     j += k;
                 }
             }

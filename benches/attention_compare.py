@@ -135,15 +135,15 @@ def main(quick=False):
         rounds,
     )
     for n in (2048, 16384):
-        qn, kn, vn = data(n)
+        xs = data(n)
         peers = []
         if torch and n % 64 == 0:
-            tqn, tkn, tvn = (torch.from_numpy(x) for x in (qn, kn, vn))
-            peers.append(("torch chunked", lambda: torch_chunked_causal_linear(tqn, tkn, tvn)))
+            ts_ = [torch.from_numpy(x) for x in xs]
+            peers.append(("torch chunked", lambda ts_=ts_: torch_chunked_causal_linear(*ts_)))
         t = row(
             f"causal linear (8,{n},64)",
             peers,
-            lambda: softcore.linear_attention(qn, kn, vn, causal=True),
+            lambda xs=xs: softcore.linear_attention(*xs, causal=True),
             rounds,
         )
         print(f"  t({n}) / t(4096) = {t / t4:.2f}")
@@ -161,11 +161,11 @@ def main(quick=False):
     print(f"decoding step (32 heads, d=dv=128): {ts[0] * 1e6 / 32:.2f} us per head-step")
     # Where causal linear overtakes exact causal attention (8 heads, d = 64).
     for n in (256, 512, 1024, 2048):
-        qn, kn, vn = data(n)
+        xs = data(n)
         te, tl = interleaved(
             [
-                lambda: softcore.softmax_attention(qn, kn, vn, causal=True),
-                lambda: softcore.linear_attention(qn, kn, vn, causal=True),
+                lambda xs=xs: softcore.softmax_attention(*xs, causal=True),
+                lambda xs=xs: softcore.linear_attention(*xs, causal=True),
             ],
             rounds,
         )

@@ -32,8 +32,8 @@ def decay_of(rng, kind, batch, n, d):
     g = -rng.exponential(0.3, shape)
     # Extremes: no decay and a decay that forgets at once.
     flat = g.reshape(-1)
-    flat[:: 7] = 0.0
-    flat[3 :: 11] = -50.0
+    flat[::7] = 0.0
+    flat[3::11] = -50.0
     return g
 
 

@@ -280,30 +280,7 @@ def softmax_attention(
     mask: ArrayLike | None = None,
     window: int | None = None,
     return_lse: Literal[False] = False,
-) -> NDArray[np.floating]: ...
-@overload
-def softmax_attention(
-    q: ArrayLike,
-    k: ArrayLike,
-    v: ArrayLike,
-    *,
-    scale: float | None = None,
-    causal: bool = False,
-    mask: ArrayLike | None = None,
-    window: int | None = None,
-    return_lse: Literal[True],
-) -> tuple[NDArray[np.floating], NDArray[np.floating]]: ...
-def softmax_attention(
-    q: ArrayLike,
-    k: ArrayLike,
-    v: ArrayLike,
-    *,
-    scale: float | None = None,
-    causal: bool = False,
-    mask: ArrayLike | None = None,
-    window: int | None = None,
-    return_lse: bool = False,
-) -> NDArray[np.floating] | tuple[NDArray[np.floating], NDArray[np.floating]]:
+) -> NDArray[np.floating]:
     """Exact softmax attention ``softmax(scale q k^T) v``, tiled with the online softmax
     (FlashAttention's schedule): the n x s score matrix is never formed.
 
@@ -331,6 +308,18 @@ def softmax_attention(
         TypeError: non-float inputs or a non-bool mask. ValueError: shapes, heads not
         divisible, ``window < 1``, NaN/inf in q, k or v.
     """
+@overload
+def softmax_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: ArrayLike | None = None,
+    window: int | None = None,
+    return_lse: Literal[True],
+) -> tuple[NDArray[np.floating], NDArray[np.floating]]: ...
 
 @overload
 def linear_attention(
@@ -347,41 +336,7 @@ def linear_attention(
     chunk_size: int = 64,
     initial_state: tuple[ArrayLike, ArrayLike | None] | None = None,
     return_state: Literal[False] = False,
-) -> NDArray[np.floating]: ...
-@overload
-def linear_attention(
-    q: ArrayLike,
-    k: ArrayLike,
-    v: ArrayLike,
-    *,
-    feature_map: _FeatureMap = "elu1",
-    causal: bool = False,
-    decay: ArrayLike | None = None,
-    normalize: bool = True,
-    scale: float | None = None,
-    eps: float = 1e-6,
-    chunk_size: int = 64,
-    initial_state: tuple[ArrayLike, ArrayLike | None] | None = None,
-    return_state: Literal[True],
-) -> tuple[NDArray[np.floating], tuple[NDArray[np.floating], NDArray[np.floating]]]: ...
-def linear_attention(
-    q: ArrayLike,
-    k: ArrayLike,
-    v: ArrayLike,
-    *,
-    feature_map: _FeatureMap = "elu1",
-    causal: bool = False,
-    decay: ArrayLike | None = None,
-    normalize: bool = True,
-    scale: float | None = None,
-    eps: float = 1e-6,
-    chunk_size: int = 64,
-    initial_state: tuple[ArrayLike, ArrayLike | None] | None = None,
-    return_state: bool = False,
-) -> (
-    NDArray[np.floating]
-    | tuple[NDArray[np.floating], tuple[NDArray[np.floating], NDArray[np.floating]]]
-):
+) -> NDArray[np.floating]:
     """Linear attention (Katharopoulos et al., 2020) and its decayed recurrences (RetNet,
     simple GLA / Mamba-2 scalar gates, GLA per-key gates)::
 
@@ -419,6 +374,22 @@ def linear_attention(
         TypeError: non-float inputs. ValueError: shapes, ``chunk_size < 1``, an unknown
         feature map, decay > 0 or non-finite, decay without causal, NaN/inf inputs.
     """
+@overload
+def linear_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    feature_map: _FeatureMap = "elu1",
+    causal: bool = False,
+    decay: ArrayLike | None = None,
+    normalize: bool = True,
+    scale: float | None = None,
+    eps: float = 1e-6,
+    chunk_size: int = 64,
+    initial_state: tuple[ArrayLike, ArrayLike | None] | None = None,
+    return_state: Literal[True],
+) -> tuple[NDArray[np.floating], tuple[NDArray[np.floating], NDArray[np.floating]]]: ...
 
 def causal_dot_product(q: ArrayLike, k: ArrayLike, v: ArrayLike) -> NDArray[np.floating]:
     """``sum_{j <= i} (q_i . k_j) v_j``: the unnormalised causal numerator, as

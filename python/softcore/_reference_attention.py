@@ -122,8 +122,6 @@ def linear_attention(
     return out, (st, z)
 
 
-
-
 def causal_dot_product(q, k, v):
     """sum_{j <= i} (q_i . k_j) v_j (fast-transformers' causal_product), unnormalised."""
     q, k, v = _f64(q), _f64(k), _f64(v)

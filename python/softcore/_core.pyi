@@ -308,6 +308,7 @@ def softmax_attention(
         TypeError: non-float inputs or a non-bool mask. ValueError: shapes, heads not
         divisible, ``window < 1``, NaN/inf in q, k or v.
     """
+
 @overload
 def softmax_attention(
     q: ArrayLike,
@@ -320,7 +321,6 @@ def softmax_attention(
     window: int | None = None,
     return_lse: Literal[True],
 ) -> tuple[NDArray[np.floating], NDArray[np.floating]]: ...
-
 @overload
 def linear_attention(
     q: ArrayLike,
@@ -374,6 +374,7 @@ def linear_attention(
         TypeError: non-float inputs. ValueError: shapes, ``chunk_size < 1``, an unknown
         feature map, decay > 0 or non-finite, decay without causal, NaN/inf inputs.
     """
+
 @overload
 def linear_attention(
     q: ArrayLike,
@@ -390,7 +391,6 @@ def linear_attention(
     initial_state: tuple[ArrayLike, ArrayLike | None] | None = None,
     return_state: Literal[True],
 ) -> tuple[NDArray[np.floating], tuple[NDArray[np.floating], NDArray[np.floating]]]: ...
-
 def causal_dot_product(q: ArrayLike, k: ArrayLike, v: ArrayLike) -> NDArray[np.floating]:
     """``sum_{j <= i} (q_i . k_j) v_j``: the unnormalised causal numerator, as
     fast-transformers' ``causal_product`` (q, k (..., n, d), v (..., n, dv)); the same as

@@ -338,10 +338,9 @@ def linear_attention(
     return_state: Literal[False] = False,
 ) -> NDArray[np.floating]:
     """Linear attention (Katharopoulos et al., 2020) and its decayed recurrences (RetNet,
-    simple GLA / Mamba-2 scalar gates, GLA per-key gates)::
-
-        S_t = exp(g_t) S_{t-1} + phi(k_t) v_t^T,   z_t = exp(g_t) z_{t-1} + phi(k_t)
-        out_t = s phi(q_t) S_t / (s phi(q_t) . z_t + eps)    (normalize=True)
+    simple GLA / Mamba-2 scalar gates, GLA per-key gates):
+    ``S_t = exp(g_t) S_{t-1} + phi(k_t) v_t^T``, ``z_t = exp(g_t) z_{t-1} + phi(k_t)``,
+    ``out_t = s phi(q_t) S_t / (s phi(q_t) . z_t + eps)`` (normalize=True).
 
     Non-causal: ``phi(K)^T V`` and ``phi(K)^T 1`` first, then phi(Q) times them, O(n d dv).
     Causal: flash-linear-attention's chunk form (a masked, decayed block inside each chunk, a

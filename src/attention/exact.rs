@@ -197,8 +197,9 @@ impl<E: GemmElem + Lanes> Block<'_, E> {
             buf.resize(rows, init);
         }
         sc.sc.resize(rows * KEY_BLOCK, E::ZERO);
-        let (kmin, _) = self.vis.range(r0);
-        let (_, kmax) = self.vis.range(r1 - 1);
+        // Rows' visible ranges only move right, so the block's keys are [lo(r0), hi(r1 - 1)).
+        let (kmin, hi0) = self.vis.range(r0);
+        let (lo1, kmax) = self.vis.range(r1 - 1);
         let mut j0 = kmin;
         while j0 < kmax {
             let j1 = (j0 + KEY_BLOCK).min(kmax);
@@ -215,7 +216,7 @@ impl<E: GemmElem + Lanes> Block<'_, E> {
                 kt,
                 true,
             );
-            let crosses = j1 > self.vis.range(r0).1 || j0 < self.vis.range(r1 - 1).0;
+            let crosses = j1 > hi0 || j0 < lo1;
             if crosses || self.mask.is_some() {
                 self.mask_tile(tile, bk, j0);
             }

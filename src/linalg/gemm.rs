@@ -32,36 +32,20 @@ pub fn gemm<E: GemmElem>(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    let (cs, as_, bs) = (
-        c.strides().to_vec(),
-        a.strides().to_vec(),
-        b.strides().to_vec(),
-    );
+    let (cs, as_, bs) = (c.strides(), a.strides(), b.strides());
+    let (cs, as_, bs) = ((cs[0], cs[1]), (as_[0], as_[1]), (bs[0], bs[1]));
     // SAFETY: the pointers and strides come from valid views of the stated shapes; `c` is a
     // unique borrow, so it cannot alias `a` or `b`.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            cs[1],
-            cs[0],
-            beta != E::ZERO,
-            a.as_ptr(),
-            as_[1],
-            as_[0],
-            b.as_ptr(),
-            bs[1],
-            bs[0],
+        raw(
+            (m, n, k),
             beta,
+            (c.as_mut_ptr(), cs),
             alpha,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+            (a.as_ptr(), as_),
+            (b.as_ptr(), bs),
+        )
+    };
     Ok(())
 }
 
@@ -90,23 +74,50 @@ pub fn gemm_rows<E: GemmElem>(
         return;
     }
     // (row stride, column stride) of op(A) and op(B) in elements.
-    let (ars, acs) = if at { (1, m as isize) } else { (k as isize, 1) };
-    let (brs, bcs) = if bt { (1, k as isize) } else { (n as isize, 1) };
+    let ast = if at { (1, m as isize) } else { (k as isize, 1) };
+    let bst = if bt { (1, k as isize) } else { (n as isize, 1) };
     // SAFETY: the asserts above keep every access of the stated shapes and strides inside the
     // slices; `c` is a unique borrow, so it cannot alias `a` or `b`.
+    unsafe {
+        raw(
+            (m, n, k),
+            beta,
+            (c.as_mut_ptr(), (n as isize, 1)),
+            alpha,
+            (a.as_ptr(), ast),
+            (b.as_ptr(), bst),
+        )
+    };
+}
+
+/// The one call into the `gemm` crate: C <- beta C + alpha A B with (row, column) strides in
+/// elements (the crate takes dst := alpha dst + beta lhs rhs, column stride first).
+///
+/// # Safety
+/// Every element of the m x n, m x k and k x n operands at those strides is inside its
+/// allocation, and `c` aliases neither `a` nor `b`.
+unsafe fn raw<E: GemmElem>(
+    (m, n, k): (usize, usize, usize),
+    beta: E,
+    (c, (crs, ccs)): (*mut E, (isize, isize)),
+    alpha: E,
+    (a, (ars, acs)): (*const E, (isize, isize)),
+    (b, (brs, bcs)): (*const E, (isize, isize)),
+) {
+    // SAFETY: the caller's contract.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
+            c,
+            ccs,
+            crs,
             beta != E::ZERO,
-            a.as_ptr(),
+            a,
             acs,
             ars,
-            b.as_ptr(),
+            b,
             bcs,
             brs,
             beta,

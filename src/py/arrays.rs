@@ -89,10 +89,19 @@ pub fn bool_mask<'py>(
     py: Python<'py>,
     m: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyArrayDyn<bool>>> {
+    bool_array(py, m, "where")
+}
+
+/// `m` as a bool array; TypeError starting with `label` for other dtypes.
+fn bool_array<'py>(
+    py: Python<'py>,
+    m: &Bound<'py, PyAny>,
+    label: &str,
+) -> PyResult<Bound<'py, PyArrayDyn<bool>>> {
     let a = asarray(py, m)?;
     if !a.dtype().is_equiv_to(&dtype::<bool>(py)) {
         return Err(PyTypeError::new_err(format!(
-            "where: expected a bool array, got dtype {}",
+            "{label}: expected a bool array, got dtype {}",
             dtype_name(&a)
         )));
     }
@@ -250,21 +259,14 @@ pub fn two_d<'a, E>(
     })
 }
 
-/// A bool mask argument named `what`; TypeError naming it for other dtypes.
+/// A bool mask argument named `what` of `func`; TypeError naming both for other dtypes.
 pub fn bool_arg<'py>(
     py: Python<'py>,
     m: &Bound<'py, PyAny>,
     func: &str,
     what: &str,
 ) -> PyResult<Bound<'py, PyArrayDyn<bool>>> {
-    let a = asarray(py, m)?;
-    if !a.dtype().is_equiv_to(&dtype::<bool>(py)) {
-        return Err(PyTypeError::new_err(format!(
-            "{func}: {what} must be a bool array, got dtype {}",
-            dtype_name(&a)
-        )));
-    }
-    Ok(a.cast::<PyArrayDyn<bool>>()?.clone())
+    bool_array(py, m, &format!("{func}: {what}"))
 }
 
 /// A non-negative size argument, or ValueError naming it.

@@ -56,21 +56,11 @@ pub fn soft_attention<'py>(
     ridge: f64,
     normalize: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    if num_landmarks < 1 {
-        return Err(PyValueError::new_err(format!(
-            "soft_attention: num_landmarks must be >= 1, got {num_landmarks}"
-        )));
-    }
-    let iters = match iters {
-        Some(k) if k < 0 => {
-            return Err(PyValueError::new_err(format!(
-                "soft_attention: iters must be >= 0, got {k}"
-            )))
-        }
-        k => k.map(|k| k as usize),
-    };
+    const F: &str = "soft_attention";
+    let num_landmarks = size_arg(num_landmarks, F, "num_landmarks", 1)?;
+    let iters = iters.map(|k| size_arg(k, F, "iters", 0)).transpose()?;
     let opts = SoftOptions {
-        num_landmarks: num_landmarks as usize,
+        num_landmarks,
         pinv: PinvOptions {
             iters,
             tol: None,

@@ -27,11 +27,12 @@ mod weights;
 
 use self::blocks::{load_cols, store_cols};
 pub use self::head::{soft_head, HeadScratch};
+use super::heads::Output;
 use crate::error::{Error, Result};
 use crate::linalg::{matmul, GemmElem, PinvOptions};
 use crate::simd::exp::{exp_with, ExpPoly};
 use crate::simd::{self, all_finite, dispatch, Kernel, Lanes, Simd};
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Axis, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Axis};
 use std::mem::MaybeUninit;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -285,11 +286,8 @@ pub fn soft_attention<E: GemmElem + Lanes>(
             "soft_attention: q or v contains NaN or infinity".into(),
         ));
     }
-    // Every element is written by its head before `set_len` (or the vector is dropped unread).
-    let len = batch * n * dv;
-    let mut out: Vec<E> = Vec::new();
-    out.try_reserve_exact(len)
-        .map_err(|_| Error::Invalid(format!("soft_attention: cannot allocate {len} outputs")))?;
+    // Every element is written by its head before `assume_init` (or dropped unread).
+    let mut out = Output::<E>::new("soft_attention", batch * n * dv)?;
     // One head: the scratch is reused across the heads a worker split runs (also in one thread).
     let head =
         |scratch: &mut HeadScratch<E>, (b, ob): (usize, &mut [MaybeUninit<E>])| -> Result<()> {
@@ -314,17 +312,11 @@ pub fn soft_attention<E: GemmElem + Lanes>(
                 }
             }
         };
-    let results = crate::threads::map_chunks_mut(
-        &mut out.spare_capacity_mut()[..len],
-        n * dv,
-        HeadScratch::default,
-        head,
-    );
+    let results = crate::threads::map_chunks_mut(out.uninit(), n * dv, HeadScratch::default, head);
     results.into_iter().collect::<Result<()>>()?;
-    // SAFETY: every head succeeded, so all `len` elements were written (`soft_head` writes its
-    // whole n x dv block; heads with n = 0 have none).
-    unsafe { out.set_len(len) };
     let mut shape = q.shape().to_vec();
     shape[nd - 1] = dv;
-    ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| Error::Invalid(e.to_string()))
+    // SAFETY: every head succeeded, so all elements were written (`soft_head` writes its whole
+    // n x dv block; heads with n = 0 have none).
+    unsafe { out.assume_init(&shape) }
 }

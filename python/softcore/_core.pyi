@@ -345,7 +345,9 @@ def linear_attention(
     Non-causal: ``phi(K)^T V`` and ``phi(K)^T 1`` first, then phi(Q) times them, O(n d dv).
     Causal: flash-linear-attention's chunk form (a masked, decayed block inside each chunk, a
     carried state across chunks), linear in n; sequences of at most 8 tokens (decoding steps)
-    run the recurrence directly. The state is accumulated in float64 for every dtype. Feature
+    run the recurrence directly. The chunk forms accumulate the state in float64 for every
+    dtype; the recurrence (at most 8 tokens) runs in the dtype, in which the state is carried
+    between calls anyway. Feature
     maps are applied inside the kernel: "elu1" = elu(x) + 1 (fast-transformers' default),
     "relu", "identity" (for maps applied outside, e.g. :func:`hedgehog_feature_map`), "exp" =
     ``exp(x - max(x))`` per token. fla's naive references differ in defaults (no feature map,

@@ -129,6 +129,33 @@ pub(crate) fn check_finite<E: Elem>(func: &str, what: &str, x: &[E]) -> Result<(
     }
 }
 
+/// Asks the kernel to back a large fresh buffer with transparent huge pages where the system
+/// leaves that to the program (THP "madvise" mode): a fresh output is written once, and faulting
+/// it in 4 KiB pages costs about as much as the write itself. Only whole 2 MiB pages inside the
+/// buffer are advised; elsewhere, or where it fails, nothing changes.
+fn huge_pages<E>(buf: &mut Vec<E>) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let bytes = buf.capacity() * std::mem::size_of::<E>();
+        if bytes < 2 * HUGE {
+            return;
+        }
+        let start = buf.as_mut_ptr() as usize;
+        let lo = start.next_multiple_of(HUGE);
+        let hi = (start + bytes) / HUGE * HUGE;
+        if hi > lo {
+            // SAFETY: [lo, hi) lies inside the vector's allocation; MADV_HUGEPAGE changes only
+            // how the kernel backs the pages, never their contents or validity.
+            unsafe {
+                libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = buf;
+}
+
 /// An output of `len` elements that the kernels write before it is read.
 pub(crate) struct Output<E> {
     buf: Vec<E>,
@@ -140,6 +167,7 @@ impl<E> Output<E> {
         let mut buf = Vec::new();
         buf.try_reserve_exact(len)
             .map_err(|_| Error::Invalid(format!("{func}: cannot allocate {len} outputs")))?;
+        huge_pages(&mut buf);
         Ok(Output { buf, len })
     }
 

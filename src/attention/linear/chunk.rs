@@ -9,6 +9,7 @@
 //! reference point r at the start of the row sub-block (Q o e^(G - G_r)) (K o e^(G_r - G))^T,
 //! again only non-positive exponents, and the diagonal sub-blocks are summed directly.
 
+use super::dots::add_dots;
 use super::gates::Gate;
 use super::HeadJob;
 use crate::linalg::{gemm_rows, GemmElem};
@@ -54,13 +55,6 @@ fn col_sums<E: GemmElem>(x: &[E], d: usize, out: &mut [E]) {
     }
 }
 
-/// den_i += x_i . z for rows of d.
-fn add_dots<E: GemmElem>(x: &[E], d: usize, z: &[E], den: &mut [E]) {
-    for (row, dn) in x.chunks_exact(d).zip(den.iter_mut()) {
-        *dn = row.iter().zip(z).fold(*dn, |acc, (&a, &b)| acc + a * b);
-    }
-}
-
 /// Non-causal: S += phi(K)^T V and z += phi(K)^T 1 over blocks of keys, then phi(Q) S and
 /// phi(Q) . z.
 pub(super) fn noncausal<E: GemmElem + Lanes>(
@@ -91,7 +85,7 @@ pub(super) fn noncausal<E: GemmElem + Lanes>(
         map.apply(&job.q[r0 * d..(r0 + b) * d], &mut xc[..b * d], d, job.scale);
         gemm_rows(E::ZERO, &mut o, (b, dv, d), E::ONE, &xc, false, &sf, false);
         den[..b].fill(E::ZERO);
-        add_dots(&xc[..b * d], d, &zf, &mut den[..b]);
+        add_dots(&xc[..b * d], &zf, &mut den[..b]);
         job.finish(&o[..b * dv], &den[..b], &mut out[r0 * dv..(r0 + b) * dv]);
     }
 }
@@ -105,6 +99,7 @@ struct Chunk<E> {
     a: Vec<E>,
     o: Vec<E>,
     den: Vec<E>,
+    ones: Vec<E>,
     t: Vec<E>,
     zs: Vec<E>,
     sf: Vec<E>,
@@ -133,6 +128,7 @@ pub(super) fn causal<E: GemmElem + Lanes>(
         a: vec![E::ZERO; cs * cs],
         o: vec![E::ZERO; cs * dv],
         den: vec![E::ZERO; cs],
+        ones: vec![E::ONE; cs],
         t: vec![E::ZERO; d * dv],
         zs: vec![E::ZERO; d],
         sf: vec![E::ZERO; d * dv],
@@ -167,7 +163,7 @@ pub(super) fn causal<E: GemmElem + Lanes>(
             false,
         );
         b.den[..c].fill(E::ZERO);
-        add_dots(&qd[..c * d], d, &b.zf, &mut b.den[..c]);
+        add_dots(&qd[..c * d], &b.zf, &mut b.den[..c]);
         // Intra-chunk: the masked, decayed block times V (its row sums join the normaliser).
         if keyed {
             gla_intra(&mut b, c, d);
@@ -192,9 +188,7 @@ pub(super) fn causal<E: GemmElem + Lanes>(
                 row[i + 1..].fill(E::ZERO);
             }
         }
-        for (dn, row) in b.den[..c].iter_mut().zip(b.a.chunks_exact(c)) {
-            *dn = row.iter().fold(*dn, |acc, &x| acc + x);
-        }
+        add_dots(&b.a[..c * c], &b.ones[..c], &mut b.den[..c]);
         gemm_rows(E::ONE, &mut b.o, (c, dv, c), E::ONE, &b.a, false, vc, false);
         job.finish(
             &b.o[..c * dv],

@@ -8,10 +8,11 @@
 //!   a chunk a masked, decayed phi(Q) phi(K)^T block times [V 1]; across chunks a carried state.
 //! - short sequences (a decoding step with a state): the recurrence itself, no chunk overhead.
 //!
-//! The state is accumulated in f64 whatever the input dtype (one conversion per chunk, d (dv+1)
+//! The chunk forms accumulate the state in f64 whatever the input dtype (one conversion per chunk, d (dv+1)
 //! elements, against C d (dv + 1) products), so long f32 sequences do not drift.
 
 mod chunk;
+mod dots;
 mod gates;
 mod step;
 
@@ -19,7 +20,7 @@ use super::feature::FeatureMap;
 use super::heads::{check_finite, qkv_shape, Contig, HeadShape, Output};
 use crate::error::{Error, Result};
 use crate::linalg::GemmElem;
-use crate::simd::Lanes;
+use crate::simd::{Elem, Lanes};
 use gates::Gate;
 use ndarray::{ArrayD, ArrayViewD};
 use std::mem::MaybeUninit;
@@ -92,18 +93,37 @@ impl<E: GemmElem> HeadJob<'_, E> {
     }
 }
 
-/// Writes the f64 state (d x (dv + 1)) as S (d x dv) and z (d).
-fn write_state<E: GemmElem>(
-    st: &[f64],
+/// The state rows (d rows of dv + 1: S's row, then z) from the initial S and z, or zeros.
+fn load_state<A: Elem, E: Elem>(
+    st: &mut Vec<A>,
+    init: Option<(&[E], Option<&[E]>)>,
+    d: usize,
+    dv: usize,
+) {
+    st.clear();
+    st.resize(d * (dv + 1), A::ZERO);
+    let Some((s0, z0)) = init else { return };
+    for (c, row) in st.chunks_exact_mut(dv + 1).enumerate() {
+        row[..dv]
+            .iter_mut()
+            .zip(&s0[c * dv..][..dv])
+            .for_each(|(a, b)| *a = A::from_f64(b.to_f64()));
+        row[dv] = z0.map_or(A::ZERO, |z| A::from_f64(z[c].to_f64()));
+    }
+}
+
+/// Writes the state rows (d x (dv + 1)) as S (d x dv) and z (d).
+fn write_state<A: Elem, E: Elem>(
+    st: &[A],
     dv: usize,
     s: &mut [MaybeUninit<E>],
     z: &mut [MaybeUninit<E>],
 ) {
     for ((row, srow), zc) in st.chunks_exact(dv + 1).zip(s.chunks_exact_mut(dv)).zip(z) {
         for (x, &y) in srow.iter_mut().zip(row) {
-            x.write(E::from_f64(y));
+            x.write(E::from_f64(y.to_f64()));
         }
-        zc.write(E::from_f64(row[dv]));
+        zc.write(E::from_f64(row[dv].to_f64()));
     }
 }
 
@@ -180,7 +200,7 @@ pub fn linear_attention<E: GemmElem + Lanes>(
             .collect()
     };
     let (qs, ks, vs) = (qc.slice(), kc.slice(), vc.slice());
-    let run = |st: &mut Vec<f64>, (h, o, s, z): HeadTask<'_, E>| {
+    let run = |bufs: &mut (Vec<f64>, Vec<E>), (h, o, s, z): HeadTask<'_, E>| {
         let kv = hs.kv_head(h);
         let job = HeadJob {
             q: &qs[h * hs.n * hs.d..][..hs.n * hs.d],
@@ -194,32 +214,30 @@ pub fn linear_attention<E: GemmElem + Lanes>(
             opts: *opts,
             scale: E::from_f64(scale),
         };
-        st.clear();
-        st.resize(d * (dv + 1), 0.0);
-        if let Some((s0, z0)) = &init {
-            // Rows of S and then z, converted straight into the worker's f64 buffer.
-            let (s0, z0) = (
+        let s0 = init.as_ref().map(|(s0, z0)| {
+            (
                 &s0.slice()[h * d * dv..][..d * dv],
                 z0.as_ref().map(|z| &z.slice()[h * d..][..d]),
-            );
-            for (c, row) in st.chunks_exact_mut(dv + 1).enumerate() {
-                row[..dv]
-                    .iter_mut()
-                    .zip(&s0[c * dv..][..dv])
-                    .for_each(|(a, b)| *a = b.to_f64());
-                row[dv] = z0.map_or(0.0, |z| z[c].to_f64());
-            }
+            )
+        });
+        if opts.causal && hs.n <= STEP_MAX {
+            // A few tokens (a decoding step): the recurrence in the dtype itself, whose state
+            // is in the dtype between calls anyway; no f64 round trip of d (dv + 1) elements.
+            load_state(&mut bufs.1, s0, d, dv);
+            step::recurrent(&job, &mut bufs.1, o);
+            write_state(&bufs.1, dv, s, z);
+            return;
         }
-        if !opts.causal {
-            chunk::noncausal(&job, st, o);
-        } else if hs.n <= STEP_MAX {
-            step::recurrent(&job, st, o);
-        } else {
+        let st = &mut bufs.0;
+        load_state(st, s0, d, dv);
+        if opts.causal {
             chunk::causal(&job, st, o);
+        } else {
+            chunk::noncausal(&job, st, o);
         }
-        write_state(st, hs.dv, s, z);
+        write_state(st, dv, s, z);
     };
-    crate::threads::map_tasks(tasks, Vec::new, run);
+    crate::threads::map_tasks(tasks, || (Vec::new(), Vec::new()), run);
     let mut sshape = batch.to_vec();
     sshape.extend([hs.d, hs.dv]);
     let mut zshape = batch.to_vec();

@@ -204,6 +204,12 @@ def test_errors():
         softcore.linear_attention(q, q, q, initial_state=np.zeros((2, 4, 4)))
     with pytest.raises(ValueError, match="initial_state S"):
         softcore.linear_attention(q, q, q, initial_state=(np.zeros((2, 4, 3)), None))
+    for n in (1, 8, 9, 100):  # the recurrence (n <= 8) and the chunk form check alike
+        x = np.zeros((2, n, 4))
+        for bad_s, bad_z in ((np.nan, 0.0), (0.0, np.inf)):
+            st = (np.full((2, 4, 4), bad_s), np.full((2, 4), bad_z))
+            with pytest.raises(ValueError, match="initial_state"):
+                softcore.linear_attention(x, x, x, causal=True, initial_state=st)
     with pytest.raises(ValueError, match="weight"):
         softcore.hedgehog_feature_map(q, np.zeros((3, 2)))
     with pytest.raises(ValueError, match="bias"):

@@ -29,9 +29,13 @@ pub(super) fn recurrent<E: GemmElem + Lanes>(
         Some((s, z)) => (Some(s), z),
         None => (None, None),
     };
-    let (ps, pz) = (s_out.as_mut_ptr().cast::<E>(), z_out.as_mut_ptr().cast::<E>());
+    let (ps, pz) = (
+        s_out.as_mut_ptr().cast::<E>(),
+        z_out.as_mut_ptr().cast::<E>(),
+    );
     if job.n == 0 {
-        let finite = s_in.is_none_or(crate::simd::all_finite) && z_in.is_none_or(crate::simd::all_finite);
+        let finite =
+            s_in.is_none_or(crate::simd::all_finite) && z_in.is_none_or(crate::simd::all_finite);
         for (i, x) in s_out.iter_mut().enumerate() {
             x.write(s_in.map_or(E::ZERO, |s| s[i]));
         }

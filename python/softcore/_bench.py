@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 import softcore
+from softcore._bench_attention import attention_cases
 from softcore._bench_moe import gating_cases
 
 
@@ -216,4 +217,6 @@ def run(quick: bool = False, threads: int = 1) -> None:
     for row in _linalg_cases(rng, quick):
         print(row)
     for row in gating_cases(rng, best_of, _row, peers.get("torch"), quick):
+        print(row)
+    for row in attention_cases(rng, best_of, _row, peers.get("torch"), quick):
         print(row)

@@ -10,7 +10,7 @@
 
 use super::heads::{check_finite, qkv_shape, Contig, HeadShape, Output};
 use crate::error::{Error, Result};
-use crate::linalg::{gemm_rows, GemmElem};
+use crate::linalg::{gemm_rows, small_gemm, GemmElem, SmallGemm};
 use crate::simd::{self, Lanes};
 use crate::softmax::online_tile::{online_tile, OnlineTile};
 use ndarray::{ArrayD, ArrayView2, ArrayViewD, Axis};
@@ -237,15 +237,11 @@ impl<E: GemmElem + Lanes> Block<'_, E> {
                 }
             }
             let vt = &self.v[j0 * dv..j1 * dv];
-            gemm_rows(
-                E::ONE,
-                &mut sc.acc,
-                (rows, dv, bk),
-                E::ONE,
+            small_gemm(
+                SmallGemm::rows(rows, dv, bk).accumulate(),
                 &sc.sc,
-                false,
                 vt,
-                false,
+                &mut sc.acc,
             );
             j0 = j1;
         }

@@ -4,7 +4,7 @@
 //! output, and the finite-input check.
 
 use crate::error::{Error, Result};
-use crate::simd::{all_finite, Elem};
+use crate::simd::{all_finite, Elem, Lanes};
 use ndarray::{ArrayD, ArrayViewD, CowArray, IxDyn};
 use std::mem::MaybeUninit;
 
@@ -119,7 +119,7 @@ impl<'a, E: Elem> Contig<'a, E> {
 }
 
 /// ValueError naming the argument when it holds NaN or infinity.
-pub(crate) fn check_finite<E: Elem>(func: &str, what: &str, x: &[E]) -> Result<()> {
+pub(crate) fn check_finite<E: Lanes>(func: &str, what: &str, x: &[E]) -> Result<()> {
     if all_finite(x) {
         Ok(())
     } else {

@@ -121,3 +121,21 @@ fn feature_maps_every_isa_match_portable() {
         }
     }
 }
+
+#[test]
+fn all_finite_every_isa_finds_every_position() {
+    use crate::simd::all_finite_with;
+    for &isa in &Isa::supported() {
+        for len in lengths() {
+            let x = data(len, 3);
+            assert!(all_finite_with(isa, &x), "{isa:?} {len}");
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                for i in 0..len {
+                    let mut y = x.clone();
+                    y[i] = bad;
+                    assert!(!all_finite_with(isa, &y), "{isa:?} len {len} at {i}: {bad}");
+                }
+            }
+        }
+    }
+}

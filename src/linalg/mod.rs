@@ -2,12 +2,14 @@
 //! small SPD solve SOFT uses when it is as accurate.
 
 mod batch;
+pub mod blocks;
 mod cholesky;
 mod gemm;
 pub mod newton_schulz;
 mod spd_inverse;
 
 pub use batch::{pinv_backward_batch, pinv_batch};
+pub use blocks::{small_gemm, small_gemm_with, SmallGemm};
 pub use cholesky::CholeskyF64;
 pub use gemm::{gemm, gemm_rows, matmul, GemmElem};
 pub(crate) use newton_schulz::spd_solver_symmetric_f64;

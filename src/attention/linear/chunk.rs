@@ -12,7 +12,7 @@
 use super::dots::add_dots;
 use super::gates::Gate;
 use super::HeadJob;
-use crate::linalg::{gemm_rows, GemmElem};
+use crate::linalg::{gemm_rows, small_gemm, GemmElem, SmallGemm};
 use crate::simd::Lanes;
 use std::mem::MaybeUninit;
 
@@ -72,7 +72,7 @@ pub(super) fn noncausal<E: GemmElem + Lanes>(
         let b = BLOCK.min(job.s - r0);
         map.apply(&job.k[r0 * d..(r0 + b) * d], &mut xc[..b * d], d, E::ONE);
         let vb = &job.v[r0 * dv..(r0 + b) * dv];
-        gemm_rows(E::ZERO, &mut t, (d, dv, b), E::ONE, &xc, true, vb, false);
+        small_gemm(SmallGemm::at_b(d, dv, b), &xc, vb, &mut t);
         col_sums(&xc[..b * d], d, &mut zs);
         state_update(st, dv, &t, &zs, &ones);
     }
@@ -83,7 +83,7 @@ pub(super) fn noncausal<E: GemmElem + Lanes>(
     for r0 in (0..job.n).step_by(BLOCK) {
         let b = BLOCK.min(job.n - r0);
         map.apply(&job.q[r0 * d..(r0 + b) * d], &mut xc[..b * d], d, job.scale);
-        gemm_rows(E::ZERO, &mut o, (b, dv, d), E::ONE, &xc, false, &sf, false);
+        small_gemm(SmallGemm::rows(b, dv, d), &xc, &sf, &mut o);
         den[..b].fill(E::ZERO);
         add_dots(&xc[..b * d], &zf, &mut den[..b]);
         job.finish(&o[..b * dv], &den[..b], &mut out[r0 * dv..(r0 + b) * dv]);
@@ -152,16 +152,7 @@ pub(super) fn causal<E: GemmElem + Lanes>(
         let gated = decay_weights(job, &mut b, t0, c, cs);
         let qd = if gated { &b.qd } else { &b.qc };
         // Inter-chunk: (Q o e^G) S and (Q o e^G) . z.
-        gemm_rows(
-            E::ZERO,
-            &mut b.o,
-            (c, dv, d),
-            E::ONE,
-            qd,
-            false,
-            &b.sf,
-            false,
-        );
+        small_gemm(SmallGemm::rows(c, dv, d), qd, &b.sf, &mut b.o);
         b.den[..c].fill(E::ZERO);
         add_dots(&qd[..c * d], &b.zf, &mut b.den[..c]);
         // Intra-chunk: the masked, decayed block times V (its row sums join the normaliser).
@@ -189,7 +180,7 @@ pub(super) fn causal<E: GemmElem + Lanes>(
             }
         }
         add_dots(&b.a[..c * c], &b.ones[..c], &mut b.den[..c]);
-        gemm_rows(E::ONE, &mut b.o, (c, dv, c), E::ONE, &b.a, false, vc, false);
+        small_gemm(SmallGemm::rows(c, dv, c).accumulate(), &b.a, vc, &mut b.o);
         job.finish(
             &b.o[..c * dv],
             &b.den[..c],
@@ -197,7 +188,7 @@ pub(super) fn causal<E: GemmElem + Lanes>(
         );
         // State: e^(G_C) S + (K o e^(G_C - G))^T V, and z alike.
         let kd = if gated { &b.kd } else { &b.kc };
-        gemm_rows(E::ZERO, &mut b.t, (d, dv, c), E::ONE, kd, true, vc, false);
+        small_gemm(SmallGemm::at_b(d, dv, c), kd, vc, &mut b.t);
         col_sums(&kd[..c * d], d, &mut b.zs);
         state_update(st, dv, &b.t, &b.zs, &b.f);
     }

@@ -262,7 +262,7 @@ pub fn linear_attention<E: GemmElem + Lanes>(
 /// The initial state (S, z), checked and borrowed contiguous.
 type StateIn<'a, E> = (Contig<'a, E>, Option<Contig<'a, E>>);
 
-fn state_in<'a, E: GemmElem>(
+fn state_in<'a, E: GemmElem + Lanes>(
     f: &str,
     s: ArrayViewD<'a, E>,
     z: Option<ArrayViewD<'a, E>>,

@@ -10,6 +10,9 @@ pub mod simd;
 pub mod softmax;
 pub mod threads;
 
+#[cfg(test)]
+mod test_support;
+
 mod py;
 
 pub use error::{Error, Result};

@@ -6,6 +6,7 @@ use super::driver::{logsumexp_with, softmax_with, Op};
 use super::extexp::ExtSum;
 use super::Algorithm;
 use crate::simd::{Elem, Isa};
+use crate::test_support::{lengths_around, uniform};
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
 const ALGOS: [Algorithm; 5] = [
@@ -17,28 +18,12 @@ const ALGOS: [Algorithm; 5] = [
 ];
 
 fn lengths() -> Vec<usize> {
-    let mut v: Vec<usize> = (0..=129).collect();
-    for k in [3, 4, 5, 8, 16, 33] {
-        for w in [4, 8, 16, 64] {
-            v.extend([k * w - 1, k * w, k * w + 1]);
-        }
-    }
-    v.sort();
-    v.dedup();
-    v
+    lengths_around(129, &[3, 4, 5, 8, 16, 33], &[4, 8, 16, 64])
 }
 
-/// Deterministic pseudo-random values in [-scale, scale] (xorshift).
+/// Deterministic pseudo-random values in [-scale, scale].
 fn data(n: usize, seed: u64, scale: f64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
-        })
-        .collect()
+    uniform(n, seed, -scale, scale)
 }
 
 fn ref_softmax(x: &[f64]) -> Vec<f64> {

@@ -6,18 +6,11 @@ use super::head::{soft_head_on, HeadScratch};
 use super::SoftOptions;
 use crate::linalg::{GemmElem, PinvOptions};
 use crate::simd::{Isa, Lanes};
+use crate::test_support::uniform;
 use std::mem::MaybeUninit;
 
 pub(super) fn data<E: GemmElem>(len: usize, seed: u64, scale: f64) -> Vec<E> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            E::from_f64(((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * scale)
-        })
-        .collect()
+    uniform(len, seed, -0.5 * scale, 0.5 * scale)
 }
 
 fn run<E: GemmElem + Lanes>(isa: Isa, dims: (usize, usize, usize, usize), seed: u64) -> Vec<f64> {

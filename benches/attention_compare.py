@@ -160,7 +160,7 @@ def main(quick=False):
     )
     print(f"decoding step (32 heads, d=dv=128): {ts[0] * 1e6 / 32:.2f} us per head-step")
     # Where causal linear overtakes exact causal attention (8 heads, d = 64).
-    for n in (256, 512, 1024, 2048):
+    for n in (64, 128, 256, 512, 1024, 2048):
         xs = data(n)
         te, tl = interleaved(
             [

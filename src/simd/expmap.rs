@@ -35,6 +35,11 @@ impl<E: Lanes> Kernel<E> for ExpAffine<'_, E> {
     }
 }
 
+/// y = e^(a x + b) on the active ISA (x and y of one length).
+pub fn exp_affine<E: Lanes>(x: &[E], y: &mut [E], a: E, b: E) {
+    super::dispatch(super::active(), ExpAffine { x, y, a, b })
+}
+
 /// `exp_affine` on ISA S, for callers already inside a dispatched kernel (no second dispatch).
 #[inline(always)]
 pub fn exp_affine_on<S: Simd>(x: &[S::E], y: &mut [S::E], a: S::E, b: S::E)

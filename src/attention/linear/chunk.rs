@@ -13,6 +13,7 @@ use super::dots::add_dots;
 use super::gates::Gate;
 use super::HeadJob;
 use crate::linalg::{gemm_rows, small_gemm, GemmElem, SmallGemm};
+use crate::simd::expmap::exp_affine;
 use crate::simd::Lanes;
 use std::mem::MaybeUninit;
 
@@ -108,6 +109,9 @@ struct Chunk<E> {
     g: Vec<f64>,
     f: Vec<f64>,
     dmat: Vec<f64>,
+    /// Exponents and their exponentials for the per-key gates (C x d).
+    t_exp: Vec<E>,
+    e_exp: Vec<E>,
 }
 
 /// Causal, chunk by chunk, carrying the f64 state `st` (d rows of dv + 1).
@@ -136,6 +140,8 @@ pub(super) fn causal<E: GemmElem + Lanes>(
         g: vec![0.0; gl],
         f: vec![1.0; d],
         dmat: vec![0.0; cs * cs],
+        t_exp: vec![E::ZERO; if keyed { cs * d } else { 0 }],
+        e_exp: vec![E::ZERO; if keyed { cs * d } else { 0 }],
     };
     let map = job.opts.feature_map;
     for t0 in (0..job.n).step_by(cs) {
@@ -196,7 +202,7 @@ pub(super) fn causal<E: GemmElem + Lanes>(
 
 /// Fills qd = Q o e^G, kd = K o e^(G_C - G), the state factors f = e^(G_C) and (scalar gates)
 /// the intra-chunk factors D; false when there is no gate.
-fn decay_weights<E: GemmElem>(
+fn decay_weights<E: GemmElem + Lanes>(
     job: &HeadJob<'_, E>,
     b: &mut Chunk<E>,
     t0: usize,
@@ -247,14 +253,20 @@ fn decay_weights<E: GemmElem>(
                     b.g[i * d + ch] = prev + g[(t0 + i) * d + ch].to_f64();
                 }
             }
-            let last = (c - 1) * d;
-            for i in 0..c {
-                for ch in 0..d {
-                    let gi = b.g[i * d + ch];
-                    b.qd[i * d + ch] = b.qc[i * d + ch] * E::from_f64(gi.exp());
-                    b.kd[i * d + ch] = b.kc[i * d + ch] * E::from_f64((b.g[last + ch] - gi).exp());
+            let (last, n) = ((c - 1) * d, c * d);
+            // Exponents formed in f64 (differences of cumulative sums), exponentials in a
+            // vector pass of the element type.
+            let (t, e) = (&mut b.t_exp[..n], &mut b.e_exp[..n]);
+            t.iter_mut()
+                .zip(&b.g)
+                .for_each(|(t, &g)| *t = E::from_f64(g));
+            times_exp(&b.qc[..n], t, e, &mut b.qd[..n]);
+            for (i, trow) in t.chunks_exact_mut(d).enumerate() {
+                for (ch, x) in trow.iter_mut().enumerate() {
+                    *x = E::from_f64(b.g[last + ch] - b.g[i * d + ch]);
                 }
             }
+            times_exp(&b.kc[..n], t, e, &mut b.kd[..n]);
             for ch in 0..d {
                 b.f[ch] = b.g[last + ch].exp();
             }
@@ -263,29 +275,40 @@ fn decay_weights<E: GemmElem>(
     }
 }
 
+/// out = x o e^t, the exponentials (into `e`) in one vector pass.
+fn times_exp<E: GemmElem + Lanes>(x: &[E], t: &[E], e: &mut [E], out: &mut [E]) {
+    exp_affine(t, e, E::ONE, E::ZERO);
+    for ((o, &x), &e) in out.iter_mut().zip(x).zip(e.iter()) {
+        *o = x * e;
+    }
+}
+
 /// The per-key-gate intra-chunk block A_ij = sum_c q_ic k_jc e^(G_ic - G_jc), j <= i.
-fn gla_intra<E: GemmElem>(b: &mut Chunk<E>, c: usize, d: usize) {
+fn gla_intra<E: GemmElem + Lanes>(b: &mut Chunk<E>, c: usize, d: usize) {
     b.a[..c * c].fill(E::ZERO);
     let mut qp = vec![E::ZERO; SUB * d];
     let mut kp = vec![E::ZERO; c * d];
+    let (t, e) = (&mut b.t_exp, &mut b.e_exp);
     for a0 in (0..c).step_by(SUB) {
         let a1 = (a0 + SUB).min(c);
         if a0 > 0 {
             // Reference point r = a0 - 1: j <= r <= i for every pair below the diagonal blocks.
             let gr = &b.g[(a0 - 1) * d..a0 * d];
-            for i in a0..a1 {
-                for ch in 0..d {
-                    qp[(i - a0) * d + ch] =
-                        b.qc[i * d + ch] * E::from_f64((b.g[i * d + ch] - gr[ch]).exp());
-                }
-            }
-            for j in 0..a0 {
-                for ch in 0..d {
-                    kp[j * d + ch] =
-                        b.kc[j * d + ch] * E::from_f64((gr[ch] - b.g[j * d + ch]).exp());
-                }
-            }
             let rows = a1 - a0;
+            for (i, trow) in (a0..a1).zip(t.chunks_exact_mut(d)) {
+                for (ch, x) in trow.iter_mut().enumerate() {
+                    *x = E::from_f64(b.g[i * d + ch] - gr[ch]);
+                }
+            }
+            let n = rows * d;
+            times_exp(&b.qc[a0 * d..a1 * d], &t[..n], &mut e[..n], &mut qp[..n]);
+            for (j, trow) in t.chunks_exact_mut(d).take(a0).enumerate() {
+                for (ch, x) in trow.iter_mut().enumerate() {
+                    *x = E::from_f64(gr[ch] - b.g[j * d + ch]);
+                }
+            }
+            let n = a0 * d;
+            times_exp(&b.kc[..n], &t[..n], &mut e[..n], &mut kp[..n]);
             let mut blk = vec![E::ZERO; rows * a0];
             gemm_rows(
                 E::ZERO,
@@ -301,15 +324,26 @@ fn gla_intra<E: GemmElem>(b: &mut Chunk<E>, c: usize, d: usize) {
                 b.a[(a0 + r) * c..(a0 + r) * c + a0].copy_from_slice(src);
             }
         }
+        // Diagonal sub-block, row by row: k_j o e^(G_i - G_j) for j = a0..=i, then dots with q_i.
         for i in a0..a1 {
-            for j in a0..=i {
-                let mut acc = 0.0;
-                for ch in 0..d {
-                    let e = (b.g[i * d + ch] - b.g[j * d + ch]).exp();
-                    acc += b.qc[i * d + ch].to_f64() * b.kc[j * d + ch].to_f64() * e;
+            let cnt = i - a0 + 1;
+            for (j, trow) in (a0..=i).zip(t.chunks_exact_mut(d)) {
+                for (ch, x) in trow.iter_mut().enumerate() {
+                    *x = E::from_f64(b.g[i * d + ch] - b.g[j * d + ch]);
                 }
-                b.a[i * c + j] = E::from_f64(acc);
             }
+            let n = cnt * d;
+            times_exp(
+                &b.kc[a0 * d..(a0 + cnt) * d],
+                &t[..n],
+                &mut e[..n],
+                &mut kp[..n],
+            );
+            add_dots(
+                &kp[..n],
+                &b.qc[i * d..(i + 1) * d],
+                &mut b.a[i * c + a0..=i * c + i],
+            );
         }
     }
 }

@@ -119,6 +119,17 @@ def test_errors():
         softcore.softmax_attention(q, np.zeros((2, 4, 6, 7)), np.zeros((2, 4, 6, 4)))
     with pytest.raises(ValueError, match="window"):
         softcore.softmax_attention(q, q, q, window=0)
+    with pytest.raises(ValueError, match="window"):
+        softcore.softmax_attention(q, q, q, window=-(2**70))
+    with pytest.raises(TypeError, match="window"):
+        softcore.softmax_attention(q, q, q, window=2.5)
+    # A window beyond any length is the causal bound alone (no OverflowError).
+    huge = softcore.softmax_attention(q, q, q, window=2**70)
+    assert np.array_equal(huge, softcore.softmax_attention(q, q, q, causal=True))
+    assert np.array_equal(
+        softcore.softmax_attention(q, q, q, window=np.int64(3)),
+        softcore.softmax_attention(q, q, q, window=3),
+    )
     with pytest.raises(ValueError, match="broadcast"):
         softcore.softmax_attention(q, q, q, mask=np.ones((3, 5), bool))
     with pytest.raises(TypeError, match="mask"):

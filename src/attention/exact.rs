@@ -47,7 +47,9 @@ impl Visible {
         let clamp = |x: isize| x.clamp(0, self.s as isize) as usize;
         let top = i as isize + self.off + 1;
         let hi = if self.bounded { clamp(top) } else { self.s };
-        let lo = self.window.map_or(0, |w| clamp(top - w as isize));
+        let lo = self.window.map_or(0, |w| {
+            clamp(top.saturating_sub(w.min(isize::MAX as usize) as isize))
+        });
         (lo, hi)
     }
 }

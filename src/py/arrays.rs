@@ -279,3 +279,31 @@ pub fn size_arg(v: i64, func: &str, what: &str, min: i64) -> PyResult<usize> {
     usize::try_from(v)
         .map_err(|_| PyValueError::new_err(format!("{func}: {what} is too large: {v}")))
 }
+
+/// An integer argument >= `min` as a size: ints and NumPy integers; one beyond i64 counts as
+/// "larger than any size" (isize::MAX), a negative one as too small; TypeError for non-integers,
+/// so no OverflowError reaches the caller.
+pub fn int_arg(x: &Bound<'_, PyAny>, func: &str, what: &str, min: i64) -> PyResult<usize> {
+    use pyo3::exceptions::PyOverflowError;
+    if x.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(PyTypeError::new_err(format!(
+            "{func}: {what} must be an int, got a bool"
+        )));
+    }
+    match x.extract::<i64>() {
+        Ok(v) => size_arg(v, func, what, min).map(|v| v.min(isize::MAX as usize)),
+        Err(e) if e.is_instance_of::<PyOverflowError>(x.py()) => {
+            if x.lt(0)? {
+                Err(PyValueError::new_err(format!(
+                    "{func}: {what} must be >= {min}, got {x}"
+                )))
+            } else {
+                Ok(isize::MAX as usize)
+            }
+        }
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "{func}: {what} must be an int, got {}",
+            x.get_type().name()?
+        ))),
+    }
+}

@@ -1,6 +1,6 @@
 //! soft_attention and softmax_attention: extract with the GIL, compute detached, return arrays.
 
-use super::arrays::{bool_arg, float_as, floats, read, same_dtype, size_arg, Floats};
+use super::arrays::{bool_arg, float_as, floats, int_arg, read, same_dtype, size_arg, Floats};
 use super::errors::compute;
 use crate::attention::{
     soft_attention as soft, softmax_attention as exact, ExactOptions, SoftOptions,
@@ -123,11 +123,11 @@ pub fn softmax_attention<'py>(
     scale: Option<f64>,
     causal: bool,
     mask: Option<&Bound<'py, PyAny>>,
-    window: Option<i64>,
+    window: Option<&Bound<'py, PyAny>>,
     return_lse: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     const F: &str = "softmax_attention";
-    let window = window.map(|w| size_arg(w, F, "window", 1)).transpose()?;
+    let window = window.map(|w| int_arg(w, F, "window", 1)).transpose()?;
     let mask = mask.map(|m| bool_arg(py, m, F, "mask")).transpose()?;
     let opts = ExactOptions {
         scale,

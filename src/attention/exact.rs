@@ -10,7 +10,7 @@
 
 use super::heads::{check_finite, qkv_shape, Contig, HeadShape, Output};
 use crate::error::{Error, Result};
-use crate::linalg::{gemm_rows, small_gemm, GemmElem, SmallGemm};
+use crate::linalg::{small_gemm, GemmElem, SmallGemm};
 use crate::simd::{self, Lanes};
 use crate::softmax::online_tile::{online_tile, OnlineTile};
 use ndarray::{ArrayD, ArrayView2, ArrayViewD, Axis};
@@ -119,7 +119,8 @@ pub fn softmax_attention<E: GemmElem + Lanes>(
             }
         }
     }
-    let (qs, ks, vs) = (qc.slice(), kc.slice(), vc.slice());
+    let (qs, vs) = (qc.slice(), vc.slice());
+    let kts = key_tiles(kc.slice(), hs.s, hs.d);
     let isa = simd::active();
     let run =
         |sc: &mut Scratch<E>,
@@ -128,7 +129,7 @@ pub fn softmax_attention<E: GemmElem + Lanes>(
             let head_mask = mask.as_ref().map(|m| mask_2d(m.view(), h)).transpose()?;
             let block = Block {
                 q: &qs[(h * hs.n + r0) * hs.d..][..lb.len() * hs.d],
-                k: &ks[kv * hs.s * hs.d..][..hs.s * hs.d],
+                kt: &kts[kv * hs.s * hs.d..][..hs.s * hs.d],
                 v: &vs[kv * hs.s * hs.dv..][..hs.s * hs.dv],
                 r0,
                 hs,
@@ -144,6 +145,28 @@ pub fn softmax_attention<E: GemmElem + Lanes>(
     let lshape = &q.shape()[..nd - 1];
     // SAFETY: every task wrote its whole output and lse block, and the tasks cover both.
     unsafe { Ok((out.assume_init(&oshape)?, lse.assume_init(lshape)?)) }
+}
+
+/// Every k/v head's keys (s x d) as K^T per tile of KEY_BLOCK keys: tile t (keys j0 = t KB ..
+/// j0 + w, w = min(KB, s - j0)) at offset j0 d of the head, d rows of w. Once per call, so every
+/// query block's S = Q K^T reads a contiguous tile.
+fn key_tiles<E: Copy + Default>(k: &[E], s: usize, d: usize) -> Vec<E> {
+    let mut out = vec![E::default(); k.len()];
+    if s * d == 0 {
+        return out;
+    }
+    for (src, dst) in k.chunks_exact(s * d).zip(out.chunks_exact_mut(s * d)) {
+        for j0 in (0..s).step_by(KEY_BLOCK) {
+            let w = KEY_BLOCK.min(s - j0);
+            let tile = &mut dst[j0 * d..(j0 + w) * d];
+            for (jj, row) in src[j0 * d..(j0 + w) * d].chunks_exact(d).enumerate() {
+                for (c, &x) in row.iter().enumerate() {
+                    tile[c * w + jj] = x;
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Head h's (n, s) view of the broadcast mask (the batch dims indexed one by one).
@@ -166,7 +189,8 @@ fn mask_2d(m: ArrayViewD<'_, bool>, h: usize) -> Result<ArrayView2<'_, bool>> {
 /// One block of query rows of one head.
 struct Block<'a, E> {
     q: &'a [E],
-    k: &'a [E],
+    /// The k/v head's keys as `key_tiles` lays them out.
+    kt: &'a [E],
     v: &'a [E],
     r0: usize,
     hs: HeadShape,
@@ -202,22 +226,27 @@ impl<E: GemmElem + Lanes> Block<'_, E> {
         // Rows' visible ranges only move right, so the block's keys are [lo(r0), hi(r1 - 1)).
         let (kmin, hi0) = self.vis.range(r0);
         let (lo1, kmax) = self.vis.range(r1 - 1);
-        let mut j0 = kmin;
+        // Tiles start at multiples of KEY_BLOCK (the layout of `kt`); a first tile reaching
+        // below kmin is masked like any tile crossing a boundary.
+        let mut j0 = kmin / KEY_BLOCK * KEY_BLOCK;
         while j0 < kmax {
             let j1 = (j0 + KEY_BLOCK).min(kmax);
             let bk = j1 - j0;
             let tile = &mut sc.sc[..rows * bk];
-            let kt = &self.k[j0 * d..j1 * d];
-            gemm_rows(
-                E::ZERO,
-                tile,
-                (rows, bk, d),
-                E::ONE,
-                &sc.qs,
-                false,
-                kt,
-                true,
-            );
+            // S = Q K^T from this key tile's K^T (d rows of `width` keys, laid out once per
+            // call by `key_tiles`): the small product's B, contiguous, no packing per block.
+            let width = KEY_BLOCK.min(self.hs.s - j0);
+            let g = SmallGemm {
+                m: rows,
+                n: bk,
+                k: d,
+                ars: d,
+                acs: 1,
+                ldb: width,
+                ldc: bk,
+                accumulate: false,
+            };
+            small_gemm(g, &sc.qs, &self.kt[j0 * d..], tile);
             let crosses = j1 > hi0 || j0 < lo1;
             if crosses || self.mask.is_some() {
                 self.mask_tile(tile, bk, j0);

@@ -196,10 +196,16 @@ def test_errors():
         softcore.linear_attention(np.zeros((1, 3, 5, 4)), np.zeros((1, 2, 5, 4)), q[None])
     with pytest.raises(ValueError, match="d and dv"):
         softcore.linear_attention(np.zeros((5, 0)), np.zeros((5, 0)), np.zeros((5, 2)))
-    bad = q.copy()
-    bad[0, 0, 0] = np.inf
-    with pytest.raises(ValueError, match="NaN or infinity"):
-        softcore.linear_attention(q, bad, q)
+    # Every path finds a non-finite q, k or v and names it: non-causal, chunks, the recurrence.
+    for n, causal in ((5, False), (100, True), (3, True)):
+        x = np.zeros((2, n, 4))
+        for which in ("q", "k", "v"):
+            for bad_value in (np.inf, np.nan):
+                args = {"q": x, "k": x, "v": x}
+                args[which] = x.copy()
+                args[which][1, n - 1, 3] = bad_value
+                with pytest.raises(ValueError, match=f"{which} contains NaN or infinity"):
+                    softcore.linear_attention(**args, causal=causal)
     with pytest.raises(TypeError, match="initial_state"):
         softcore.linear_attention(q, q, q, initial_state=np.zeros((2, 4, 4)))
     with pytest.raises(ValueError, match="initial_state S"):

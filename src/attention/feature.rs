@@ -38,13 +38,21 @@ impl FeatureMap {
         }
     }
 
-    /// y = scale * phi(x) for rows of d elements (x and y of the same length).
-    pub fn apply<E: Lanes>(self, x: &[E], y: &mut [E], d: usize, scale: E) {
+    /// y = scale * phi(x) for rows of d elements (x and y of the same length); returns whether
+    /// every element of x was finite (the check rides along the map's one pass).
+    pub fn apply<E: Lanes>(self, x: &[E], y: &mut [E], d: usize, scale: E) -> bool {
         self.apply_with(simd::active(), x, y, d, scale)
     }
 
     /// `apply` on a given ISA (tests compare every ISA with the portable path).
-    pub fn apply_with<E: Lanes>(self, isa: simd::Isa, x: &[E], y: &mut [E], d: usize, scale: E) {
+    pub fn apply_with<E: Lanes>(
+        self,
+        isa: simd::Isa,
+        x: &[E],
+        y: &mut [E],
+        d: usize,
+        scale: E,
+    ) -> bool {
         dispatch(
             isa,
             MapRows {
@@ -67,15 +75,17 @@ struct MapRows<'a, E> {
 }
 
 impl<E: Lanes> Kernel<E> for MapRows<'_, E> {
-    type Output = ();
+    type Output = bool;
     #[inline(always)]
-    fn run<S: Simd<E = E>>(self) {
+    fn run<S: Simd<E = E>>(self) -> bool {
         let (w, d) = (S::LANES, self.d);
         if d == 0 {
-            return;
+            return true;
         }
         let poly = ExpPoly::<S>::softmax(S::splat(E::ONE));
         let (zero, one, sc) = (S::splat(E::ZERO), S::splat(E::ONE), S::splat(self.scale));
+        // 0 x is 0 for finite x and NaN otherwise (as `simd::all_finite`).
+        let mut check = zero;
         for (xr, yr) in self.x.chunks_exact(d).zip(self.y.chunks_exact_mut(d)) {
             let m = match self.map {
                 FeatureMap::Exp => S::splat(row_max::<S>(xr)),
@@ -86,6 +96,7 @@ impl<E: Lanes> Kernel<E> for MapRows<'_, E> {
                 let k = (d - j).min(w);
                 // SAFETY: j + k <= d, the length of both rows.
                 let xv = unsafe { load_upto::<S>(xr.as_ptr().add(j), k, E::ZERO) };
+                check = S::fma(xv, zero, check);
                 let fx = match self.map {
                     FeatureMap::Elu1 => {
                         let e = exp_with::<S>(S::min(xv, zero), &poly);
@@ -100,6 +111,7 @@ impl<E: Lanes> Kernel<E> for MapRows<'_, E> {
                 j += k;
             }
         }
+        S::reduce_add(check) == E::ZERO
     }
 }
 

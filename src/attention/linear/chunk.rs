@@ -64,14 +64,13 @@ pub(super) fn noncausal<E: GemmElem + Lanes>(
     out: &mut [MaybeUninit<E>],
 ) {
     let (d, dv) = (job.d, job.dv);
-    let map = job.opts.feature_map;
     let mut xc = vec![E::ZERO; BLOCK * d];
     let mut t = vec![E::ZERO; d * dv];
     let mut zs = vec![E::ZERO; d];
     let ones = vec![1.0; d];
     for r0 in (0..job.s).step_by(BLOCK) {
         let b = BLOCK.min(job.s - r0);
-        map.apply(&job.k[r0 * d..(r0 + b) * d], &mut xc[..b * d], d, E::ONE);
+        job.phi_k(&job.k[r0 * d..(r0 + b) * d], &mut xc[..b * d]);
         let vb = &job.v[r0 * dv..(r0 + b) * dv];
         small_gemm(SmallGemm::at_b(d, dv, b), &xc, vb, &mut t);
         col_sums(&xc[..b * d], d, &mut zs);
@@ -83,7 +82,7 @@ pub(super) fn noncausal<E: GemmElem + Lanes>(
     let mut den = [E::ZERO; BLOCK];
     for r0 in (0..job.n).step_by(BLOCK) {
         let b = BLOCK.min(job.n - r0);
-        map.apply(&job.q[r0 * d..(r0 + b) * d], &mut xc[..b * d], d, job.scale);
+        job.phi_q(&job.q[r0 * d..(r0 + b) * d], &mut xc[..b * d]);
         small_gemm(SmallGemm::rows(b, dv, d), &xc, &sf, &mut o);
         den[..b].fill(E::ZERO);
         add_dots(&xc[..b * d], &zf, &mut den[..b]);
@@ -143,16 +142,10 @@ pub(super) fn causal<E: GemmElem + Lanes>(
         t_exp: vec![E::ZERO; if keyed { cs * d } else { 0 }],
         e_exp: vec![E::ZERO; if keyed { cs * d } else { 0 }],
     };
-    let map = job.opts.feature_map;
     for t0 in (0..job.n).step_by(cs) {
         let c = cs.min(job.n - t0);
-        map.apply(
-            &job.q[t0 * d..(t0 + c) * d],
-            &mut b.qc[..c * d],
-            d,
-            job.scale,
-        );
-        map.apply(&job.k[t0 * d..(t0 + c) * d], &mut b.kc[..c * d], d, E::ONE);
+        job.phi_q(&job.q[t0 * d..(t0 + c) * d], &mut b.qc[..c * d]);
+        job.phi_k(&job.k[t0 * d..(t0 + c) * d], &mut b.kc[..c * d]);
         let vc = &job.v[t0 * dv..(t0 + c) * dv];
         state_elems(st, dv, &mut b.sf, &mut b.zf);
         let gated = decay_weights(job, &mut b, t0, c, cs);

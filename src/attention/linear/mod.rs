@@ -23,6 +23,7 @@ use crate::linalg::GemmElem;
 use crate::simd::{Elem, Lanes};
 use gates::Gate;
 use ndarray::{ArrayD, ArrayViewD};
+use std::cell::Cell;
 use std::mem::MaybeUninit;
 
 /// Sequences at most this long run the recurrence instead of chunks (decoding steps).
@@ -73,9 +74,36 @@ pub(super) struct HeadJob<'a, E> {
     pub dv: usize,
     pub opts: LinearOptions,
     pub scale: E,
+    /// Whether every element of q and of k the maps saw was finite (checked in their pass).
+    pub q_finite: Cell<bool>,
+    pub k_finite: Cell<bool>,
 }
 
-impl<E: GemmElem> HeadJob<'_, E> {
+impl<E: GemmElem + Lanes> HeadJob<'_, E> {
+    /// ValueError when the maps met NaN or infinity in q or k.
+    pub fn inputs_finite(&self) -> Result<()> {
+        for (ok, what) in [(self.q_finite.get(), "q"), (self.k_finite.get(), "k")] {
+            if !ok {
+                return Err(Error::Invalid(format!(
+                    "linear_attention: {what} contains NaN or infinity"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// y = s phi(x) for rows of q, noting whether they were finite.
+    pub fn phi_q(&self, x: &[E], y: &mut [E]) {
+        let ok = self.opts.feature_map.apply(x, y, self.d, self.scale);
+        self.q_finite.set(self.q_finite.get() && ok);
+    }
+
+    /// y = phi(x) for rows of k, noting whether they were finite.
+    pub fn phi_k(&self, x: &[E], y: &mut [E]) {
+        let ok = self.opts.feature_map.apply(x, y, self.d, E::ONE);
+        self.k_finite.set(self.k_finite.get() && ok);
+    }
+
     /// Writes out = O / (den + eps) (or O) for rows of O of dv elements.
     pub fn finish(&self, o: &[E], den: &[E], out: &mut [MaybeUninit<E>]) {
         let dv = self.dv;
@@ -172,8 +200,12 @@ pub fn linear_attention<E: GemmElem + Lanes>(
     }
     let nd = q.ndim();
     let (qc, kc, vc) = (Contig::new(q.view()), Contig::new(k), Contig::new(v));
-    check_finite(F, "q", qc.slice())?;
-    check_finite(F, "k", kc.slice())?;
+    // q and k are checked in the feature maps' pass over them (every element of both is mapped
+    // when there is a head); v here.
+    if hs.heads() == 0 {
+        check_finite(F, "q", qc.slice())?;
+        check_finite(F, "k", kc.slice())?;
+    }
     check_finite(F, "v", vc.slice())?;
     let gates = gates::Gates::new(F, decay, q.shape(), &hs)?;
     let batch = &q.shape()[..nd - 2];
@@ -215,6 +247,8 @@ pub fn linear_attention<E: GemmElem + Lanes>(
             dv: hs.dv,
             opts: *opts,
             scale: E::from_f64(scale),
+            q_finite: Cell::new(true),
+            k_finite: Cell::new(true),
         };
         let s0 = init.as_ref().map(|(s0, z0)| {
             (
@@ -225,7 +259,9 @@ pub fn linear_attention<E: GemmElem + Lanes>(
         if step_path {
             // A few tokens (a decoding step): the recurrence in the dtype itself, straight from
             // the caller's state into the output state (it checks the state's finiteness).
-            if !step::recurrent(&job, s0, o, s, z) {
+            let state_ok = step::recurrent(&job, s0, o, s, z);
+            job.inputs_finite()?;
+            if !state_ok {
                 return Err(Error::Invalid(format!(
                     "{F}: initial_state contains NaN or infinity"
                 )));
@@ -239,7 +275,7 @@ pub fn linear_attention<E: GemmElem + Lanes>(
             chunk::noncausal(&job, st, o);
         }
         write_state(st, dv, s, z);
-        Ok(())
+        job.inputs_finite()
     };
     let results = crate::threads::map_tasks(tasks, Vec::new, run);
     results.into_iter().collect::<Result<()>>()?;

@@ -44,14 +44,13 @@ pub(super) fn recurrent<E: GemmElem + Lanes>(
         }
         return finite;
     }
-    let map = job.opts.feature_map;
     let (mut qf, mut kf) = (vec![E::ZERO; d], vec![E::ZERO; d]);
     let mut decay = vec![E::ONE; d];
     let mut o = vec![E::ZERO; dv + 1];
     let mut finite = true;
     for t in 0..job.n {
-        map.apply(&job.q[t * d..][..d], &mut qf, d, job.scale);
-        map.apply(&job.k[t * d..][..d], &mut kf, d, E::ONE);
+        job.phi_q(&job.q[t * d..][..d], &mut qf);
+        job.phi_k(&job.k[t * d..][..d], &mut kf);
         match job.gate {
             Gate::None => {}
             Gate::Head(g) => decay.fill(E::from_f64(g.exp())),

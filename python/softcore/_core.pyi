@@ -10,8 +10,10 @@ __all__ = [
     "PinvInfo",
     "__version__",
     "causal_dot_product",
+    "decode_attention",
     "get_num_threads",
     "hedgehog_feature_map",
+    "inline_attention",
     "isa",
     "linear_attention",
     "load_balancing_loss",
@@ -24,6 +26,7 @@ __all__ = [
     "pinv",
     "pinv_backward",
     "power_softmax",
+    "rala_attention",
     "router_z_loss",
     "set_num_threads",
     "soft_attention",
@@ -413,6 +416,142 @@ def hedgehog_feature_map(
         x: (..., n, d). weight: (d, f). bias: (f,) or None.
     """
 
+def inline_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    scale: float | None = None,
+    feature_map: Literal["identity", "relu", "elu1"] = "identity",
+) -> NDArray[np.floating]:
+    """InLine attention (injective linear attention, Han et al. 2024): with s = ``scale``,
+    ``out_i = sum_j w_ij v_j``, ``w_ij = s (phi(q_i).phi(k_j) - phi(q_i).mean_j phi(k_j)) + 1/N``,
+    computed as ``phi(Q) [s sum_j (phi(k_j) - mean phi(k)) v_j^T] + mean_j v_j`` in O(N d dv):
+    one pass over K and V (statistics in float64), one over Q. Every row of weights sums to 1
+    with no division; weights may be negative (the output need not lie in the convex hull of
+    the values).
+
+    Follows LeapLabTHU/InLine's ``InLineAttention.forward`` (``q @ kv + (1 - q @ k.mean *
+    scale) * v.mean`` with ``kv = k^T v * scale / n``): ``scale=None`` is ``d**-0.5 / N`` as
+    there (``self.scale / n``). The official layer's depthwise 3x3 convolution residual of v
+    is a model part and not included; the official code uses the identity map, softcore also
+    offers ``"relu"`` and ``"elu1"``.
+
+    Args:
+        q: (..., n, d). k: (..., N, d). v: (..., N, dv); grouped heads as softmax_attention.
+
+    Raises:
+        TypeError: non-float inputs. ValueError: shapes, N = 0, a bad feature map, NaN/inf.
+
+    Example:
+        >>> q = np.array([[1.0, 0.0], [0.0, 1.0]])
+        >>> softcore.inline_attention(q, q, np.array([[1.0], [3.0]]), scale=0.5)
+        array([[1.5],
+               [2.5]])
+    """
+
+def rala_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    scale: float | None = None,
+    eps: float = 1e-6,
+) -> NDArray[np.floating]:
+    """RALA's rank-augmented linear attention (Fan et al. 2025): phi = elu + 1 on q and k; keys
+    reweighted by the query summary, ``alpha = softmax_l(scale mean_i(phi(q_i)) . phi(k_l))``,
+    ``k'_l = N alpha_l phi(k_l)``; then
+    ``out_i = phi(q_i)^T (sum_l k'_l v_l^T / N) / (phi(q_i) . mean_l k'_l + eps)``.
+    One pass over Q (its mean), one over K and V (the softmax over keys taken online, its
+    statistics in float64), one over Q again; O(N d dv).
+
+    Checked against qhfan/RALA's ``GateLinearAttentionNoSilu.forward``: the same formula with
+    ``scale=None`` = ``d**-0.5`` (``self.scale``) and eps 1e-6. The official layer also rotates
+    phi(q) and k' by RoPE in the numerator, adds LePE (a 5x5 depthwise convolution of v) and an
+    output gate: model parts, not included.
+
+    Args:
+        q: (..., n, d). k: (..., N, d). v: (..., N, dv); grouped heads as softmax_attention.
+        eps: >= 0, added to the denominator.
+
+    Raises:
+        TypeError: non-float inputs. ValueError: shapes, N = 0, negative or non-finite eps,
+        NaN/inf.
+    """
+
+@overload
+def decode_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    scale: float | None = None,
+    kv_len: ArrayLike | int | None = None,
+    num_splits: int | None = None,
+    unified_max: float | None = None,
+    return_info: Literal[False] = False,
+) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
+    """Decoding attention: one query per head against a KV cache, split-KV (FlashDecoding):
+    the valid keys are cut into ``num_splits`` ranges computed independently (in parallel),
+    whose partial softmaxes (max m, sum l, output o) are merged as FlashAttention-2's
+    ``combine_attn_seqk_parallel``: a split with nothing visible contributes nothing.
+
+    ``unified_max=phi`` is FlashDecoding++'s asynchronised softmax: every split takes
+    ``e^(x - phi)`` of the scaled scores x, with no running max and no rescaling, and the
+    merge is a plain sum. A row where some score leaves ``phi +- ln(MAX)/2`` (44 in float32,
+    354 in float64; overflow above, every term underflowing below) or whose sums are not
+    finite is recomputed with the synchronised merge, so the result does not depend on phi:
+    phi only decides how much work is redone (``return_info``). FlashDecoding++ picks phi
+    per model from score statistics; any estimate of the scores' max works here.
+
+    Differences from FlashAttention's split-KV: a row with nothing visible has lse ``-inf``
+    (FlashAttention writes +inf); ``num_splits=None`` picks ``ceil(max kv_len / 2048)``
+    splits from the inputs alone, never from the thread count, so the result is bitwise the
+    same for any number of threads (as it is for any given ``num_splits``).
+
+    Args:
+        q: (..., hq, d), one query per head; or (..., d) with k (..., s, d).
+        k: (..., hkv, s, d) and v (..., hkv, s, dv): the cache. hq a multiple of hkv
+            (grouped-query attention: a k/v head's rows are read once for its whole group).
+        scale: multiplies q.k; None is ``d**-0.5``.
+        kv_len: int or integer array of valid cache lengths in [0, s]: one per sequence
+            (shape ``q.shape[:-2]``) or per query head (``q.shape[:-1]``); keys at and beyond
+            it are never read (they may hold anything). None: all s.
+        num_splits: >= 1; more splits than keys is allowed (the extra ones are empty).
+        unified_max: phi, finite, compared with the scaled scores ``scale * q.k``.
+        return_info: also return ``{"num_splits": int, "fallback_rows": int}``, the rows
+            recomputed with the synchronised merge (0 without ``unified_max``).
+
+    Returns:
+        (out (..., hq, dv), lse (..., hq)); a row with nothing visible (kv_len 0) gives 0s and
+        lse -inf. float16 computes in float32. NaN or infinity in the visible part of k or v
+        propagate to that row's output (the cache is not scanned for them: that would be a
+        second read of it).
+
+    Raises:
+        TypeError: non-float inputs, non-integer kv_len. ValueError: shapes, heads not
+        divisible, kv_len outside [0, s] or of another shape, ``num_splits < 1``, NaN/inf in
+        q, non-finite scale or unified_max.
+
+    Example:
+        >>> q, k, v = np.ones((2, 4)), np.ones((2, 3, 4)), np.arange(24.0).reshape(2, 3, 4)
+        >>> out, lse = softcore.decode_attention(q, k, v, kv_len=2)
+        >>> out[0]
+        array([2., 3., 4., 5.])
+    """
+
+@overload
+def decode_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    scale: float | None = None,
+    kv_len: ArrayLike | int | None = None,
+    num_splits: int | None = None,
+    unified_max: float | None = None,
+    return_info: Literal[True],
+) -> tuple[NDArray[np.floating], NDArray[np.floating], dict[str, int]]: ...
 def power_softmax(
     x: ArrayLike,
     p: int = 4,

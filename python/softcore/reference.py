@@ -139,12 +139,19 @@ from softcore._reference_moe import (  # noqa: E402
     router_z_loss,
     top_k_gating,
 )
+from softcore._reference_papers import (  # noqa: E402
+    decode_attention,
+    inline_attention,
+    rala_attention,
+)
 from softcore._reference_variants import power_softmax, softmax_regression  # noqa: E402
 
 __all__ = [
     "ALGORITHMS",
     "causal_dot_product",
+    "decode_attention",
     "hedgehog_feature_map",
+    "inline_attention",
     "linear_attention",
     "softmax_attention",
     "gaussian_kernel",
@@ -158,6 +165,7 @@ __all__ = [
     "pinv",
     "pinv_backward",
     "power_softmax",
+    "rala_attention",
     "router_z_loss",
     "segment_means",
     "soft_attention",

@@ -2,6 +2,7 @@
 //! exact tiled softmax attention, and linear attention (non-causal, chunked causal, decayed,
 //! streaming) with its feature maps. `heads` holds the plumbing every function shares.
 
+pub mod decode;
 pub mod exact;
 pub mod feature;
 pub(crate) mod heads;
@@ -10,7 +11,11 @@ mod isa_tests;
 pub mod linear;
 pub mod soft;
 
+pub use decode::{decode_attention, DecodeInfo, DecodeOptions};
 pub use exact::{softmax_attention, ExactOptions};
 pub use feature::{hedgehog_feature_map, FeatureMap};
-pub use linear::{causal_dot_product, linear_attention, Decay, LinearOptions, LinearState};
+pub use linear::{
+    causal_dot_product, inline_attention, linear_attention, rala_attention, Decay, LinearOptions,
+    LinearState,
+};
 pub use soft::{soft_attention, soft_head, HeadScratch, SoftOptions};

@@ -3,10 +3,12 @@
 
 mod arrays;
 mod attention;
+mod decode;
 mod errors;
 mod linalg;
 mod linear;
 mod moe;
+mod papers;
 mod runtime;
 mod softmax;
 mod variants;
@@ -29,6 +31,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(attention::soft_attention, m)?)?;
     m.add_function(wrap_pyfunction!(attention::softmax_attention, m)?)?;
     m.add_function(wrap_pyfunction!(linear::linear_attention, m)?)?;
+    m.add_function(wrap_pyfunction!(decode::decode_attention, m)?)?;
+    m.add_function(wrap_pyfunction!(papers::inline_attention, m)?)?;
+    m.add_function(wrap_pyfunction!(papers::rala_attention, m)?)?;
     m.add_function(wrap_pyfunction!(linear::causal_dot_product, m)?)?;
     m.add_function(wrap_pyfunction!(linear::hedgehog_feature_map, m)?)?;
     m.add_function(wrap_pyfunction!(variants::power_softmax, m)?)?;

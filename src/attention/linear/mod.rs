@@ -14,7 +14,11 @@
 mod chunk;
 mod dots;
 mod gates;
+mod global;
+mod inline_rala;
 mod step;
+
+pub use inline_rala::{inline_attention, rala_attention};
 
 use super::feature::FeatureMap;
 use super::heads::{check_finite, qkv_shape, Contig, HeadShape, Output};

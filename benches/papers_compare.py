@@ -60,12 +60,8 @@ def decode(rounds):
         threads(nt)
         fns = [lambda: softcore.decode_attention(q1, k1, v1)]
         if torch:
-            tq1, tk1, tv1 = (
-                torch.from_numpy(q1)[:, None],
-                torch.from_numpy(k1),
-                torch.from_numpy(v1),
-            )
-            fns.append(lambda: torch.nn.functional.scaled_dot_product_attention(tq1, tk1, tv1))
+            t1 = (torch.from_numpy(q1)[:, None], torch.from_numpy(k1), torch.from_numpy(v1))
+            fns.append(lambda t1=t1: torch.nn.functional.scaled_dot_product_attention(*t1))
         ts[nt] = interleaved(fns, rounds)
         cols = "  ".join(f"{x * 1e3:.2f} ms" for x in ts[nt])
         print(f"decode 1 head s=262144 {nt}t: softcore, torch: {cols}")

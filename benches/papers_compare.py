@@ -121,6 +121,34 @@ def linear_forms(rounds):
     )
 
 
+def numpy_agent(q, k, v, na=49):
+    """Agent attention as the official layer writes it (agents pooled from q), in NumPy."""
+    b, n, d = q.shape
+    edges = [(i * n // na, -((-(i + 1) * n) // na)) for i in range(na)]
+    a = np.stack([q[:, x:y].mean(1) for x, y in edges], 1)
+    s = d**-0.5
+
+    def softmax(x):
+        e = np.exp(x - x.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    va = softmax(s * a @ np.swapaxes(k, -1, -2)) @ v
+    return softmax(s * q @ np.swapaxes(a, -1, -2)) @ va
+
+
+def agent(rounds):
+    """agent_attention (8, 4096, 64), 49 agents, against the NumPy transcription."""
+    threads(1)
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((8, 4096, 64)).astype(np.float32) for _ in range(3))
+    row(
+        "agent_attention (8,4096,64) 49 agents",
+        [("numpy", lambda: numpy_agent(q, k, v))],
+        lambda: softcore.agent_attention(q, k, v),
+        rounds,
+    )
+
+
 def main(argv):
     quick = "--quick" in argv
     rounds = 5 if quick else 11
@@ -130,6 +158,8 @@ def main(argv):
         decode(rounds)
     if "linear" in which:
         linear_forms(rounds)
+    if "agent" in which:
+        agent(rounds)
 
 
 if __name__ == "__main__":

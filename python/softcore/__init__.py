@@ -7,6 +7,8 @@ arrays. See ``softcore.reference`` for the float64 definition of each function.
 from softcore._core import (
     PinvInfo,
     __version__,
+    agent_attention,
+    agent_pool,
     causal_dot_product,
     decode_attention,
     get_num_threads,
@@ -38,6 +40,8 @@ from softcore._core import (
 __all__ = [
     "PinvInfo",
     "__version__",
+    "agent_attention",
+    "agent_pool",
     "causal_dot_product",
     "decode_attention",
     "get_num_threads",

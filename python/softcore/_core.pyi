@@ -9,6 +9,8 @@ __version__: str
 __all__ = [
     "PinvInfo",
     "__version__",
+    "agent_attention",
+    "agent_pool",
     "causal_dot_product",
     "decode_attention",
     "get_num_threads",
@@ -414,6 +416,60 @@ def hedgehog_feature_map(
 
     Args:
         x: (..., n, d). weight: (d, f). bias: (f,) or None.
+    """
+
+def agent_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    agents: ArrayLike | None = None,
+    *,
+    num_agents: int = 49,
+    grid: tuple[int, int] | None = None,
+    scale: float | None = None,
+    agent_bias: ArrayLike | None = None,
+    query_bias: ArrayLike | None = None,
+) -> NDArray[np.floating]:
+    """Agent attention (Han et al. 2024): agent tokens A attend to the keys,
+    ``V_A = softmax(scale A K^T + agent_bias) V``, then the queries attend to the agents,
+    ``out = softmax(scale Q A^T + query_bias) V_A``; ``scale=None`` is ``d**-0.5``. The score
+    matrices are na x s and n x na, never n x s; each softmax runs through the softmax family's
+    row kernel (a row that is all -inf after its bias gives 0s), each product through the
+    crate's register-blocked kernel.
+
+    Follows LeapLabTHU/Agent-Attention's ``AgentAttention.forward``: agents pooled from q, the
+    same two softmaxes; its ``position_bias`` and ``agent_bias`` (built there from learned
+    tables) are the additive ``agent_bias`` and ``query_bias`` here, given as arrays. The
+    official depthwise convolution of v added to the output is a model part, not included.
+    ``agents=None`` pools q with ``agent_pool``: 1-D adaptive average pooling over the tokens
+    for any n (the official code needs n a perfect square), or with ``grid=(h, w)`` the
+    official 2-D adaptive pooling of the h x w grid to sqrt(num_agents) x sqrt(num_agents).
+
+    Args:
+        q: (..., n, d). k: (..., s, d). v: (..., s, dv); grouped heads as softmax_attention.
+        agents: (..., na, d), broadcastable to q's batch dims; None pools q.
+        num_agents: agents to pool (ignored when agents are given).
+        agent_bias: broadcastable to (..., na, s). query_bias: broadcastable to (..., n, na).
+
+    Raises:
+        TypeError: non-float inputs. ValueError: shapes, biases that do not broadcast, NaN/inf
+        in q, k, v or agents, a grid that does not hold n tokens, a non-square num_agents
+        with a grid.
+    """
+
+def agent_pool(
+    x: ArrayLike, num_agents: int, *, grid: tuple[int, int] | None = None
+) -> NDArray[np.floating]:
+    """Adaptive average pooling of the tokens of x (..., n, d) to (..., num_agents, d), as
+    Agent attention pools its agents from q: bins ``floor(i n / na) .. ceil((i + 1) n / na)``
+    (PyTorch's ``adaptive_avg_pool1d``); with ``grid=(h, w)`` (h w = n, tokens row-major) the
+    2-D form (``adaptive_avg_pool2d`` to p x p, p = sqrt(num_agents), agents row-major).
+    Sums in float64.
+
+    Example:
+        >>> softcore.agent_pool(np.arange(10.0).reshape(5, 2), 2)
+        array([[2., 3.],
+               [6., 7.]])
     """
 
 def inline_attention(

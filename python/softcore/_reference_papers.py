@@ -64,3 +64,48 @@ def rala_attention(q, k, v, *, scale=None, eps=1e-6):
     z = 1.0 / (fq @ np.swapaxes(kk.mean(-2, keepdims=True), -1, -2) + eps)
     kv = (np.swapaxes(kk, -1, -2) * n_keys**-0.5) @ (v * n_keys**-0.5)
     return fq @ kv * z
+
+
+def agent_pool(x, num_agents, *, grid=None):
+    """Adaptive average pooling of the tokens (PyTorch's bins), 1-D or over an (h, w) grid."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[-2]
+
+    def bins(out, length):
+        return [(i * length // out, -((-(i + 1) * length) // out)) for i in range(out)]
+
+    if grid is None:
+        parts = [x[..., a:b, :].mean(-2) for a, b in bins(num_agents, n)]
+    else:
+        h, w = grid
+        p = int(round(num_agents**0.5))
+        g = x.reshape(x.shape[:-2] + (h, w, x.shape[-1]))
+        parts = [
+            g[..., r0:r1, c0:c1, :].mean((-3, -2)) for r0, r1 in bins(p, h) for c0, c1 in bins(p, w)
+        ]
+    return np.stack(parts, axis=-2)
+
+
+def _softmax_rows(x):
+    m = np.max(x, -1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    e = np.exp(x - m)
+    t = e.sum(-1, keepdims=True)
+    return np.where(t > 0, e / np.where(t > 0, t, 1.0), 0.0)
+
+
+def agent_attention(
+    q, k, v, agents=None, *, num_agents=49, grid=None, scale=None, agent_bias=None, query_bias=None
+):
+    """softmax(s Q A^T + B2) softmax(s A K^T + B1) V, written out."""
+    q, k, v = (np.asarray(x, dtype=np.float64) for x in (q, k, v))
+    k, v = _repeat_heads(q, k), _repeat_heads(q, v)
+    s = q.shape[-1] ** -0.5 if scale is None else scale
+    a = agent_pool(q, num_agents, grid=grid) if agents is None else np.asarray(agents, np.float64)
+    s1 = s * a @ np.swapaxes(k, -1, -2)
+    if agent_bias is not None:
+        s1 = s1 + np.asarray(agent_bias, np.float64)
+    s2 = s * q @ np.swapaxes(a, -1, -2)
+    if query_bias is not None:
+        s2 = s2 + np.asarray(query_bias, np.float64)
+    return _softmax_rows(s2) @ (_softmax_rows(s1) @ v)

@@ -140,6 +140,8 @@ from softcore._reference_moe import (  # noqa: E402
     top_k_gating,
 )
 from softcore._reference_papers import (  # noqa: E402
+    agent_attention,
+    agent_pool,
     decode_attention,
     inline_attention,
     rala_attention,
@@ -148,6 +150,8 @@ from softcore._reference_variants import power_softmax, softmax_regression  # no
 
 __all__ = [
     "ALGORITHMS",
+    "agent_attention",
+    "agent_pool",
     "causal_dot_product",
     "decode_attention",
     "hedgehog_feature_map",

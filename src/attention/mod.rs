@@ -2,6 +2,7 @@
 //! exact tiled softmax attention, and linear attention (non-causal, chunked causal, decayed,
 //! streaming) with its feature maps. `heads` holds the plumbing every function shares.
 
+pub mod agent;
 pub mod decode;
 pub mod exact;
 pub mod feature;
@@ -11,6 +12,7 @@ mod isa_tests;
 pub mod linear;
 pub mod soft;
 
+pub use agent::{agent_attention, agent_pool, AgentOptions};
 pub use decode::{decode_attention, DecodeInfo, DecodeOptions};
 pub use exact::{softmax_attention, ExactOptions};
 pub use feature::{hedgehog_feature_map, FeatureMap};

@@ -34,6 +34,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode::decode_attention, m)?)?;
     m.add_function(wrap_pyfunction!(papers::inline_attention, m)?)?;
     m.add_function(wrap_pyfunction!(papers::rala_attention, m)?)?;
+    m.add_function(wrap_pyfunction!(papers::agent_attention, m)?)?;
+    m.add_function(wrap_pyfunction!(papers::agent_pool, m)?)?;
     m.add_function(wrap_pyfunction!(linear::causal_dot_product, m)?)?;
     m.add_function(wrap_pyfunction!(linear::hedgehog_feature_map, m)?)?;
     m.add_function(wrap_pyfunction!(variants::power_softmax, m)?)?;

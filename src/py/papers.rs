@@ -1,8 +1,11 @@
-//! inline_attention, rala_attention: extract with the GIL, compute detached, return arrays.
+//! inline_attention, rala_attention, agent_attention, agent_pool: extract with the GIL, compute detached, return arrays.
 
-use super::arrays::{float_as, floats, read, Floats};
+use super::arrays::{float_as, floats, int_arg, read, Floats};
 use super::errors::compute;
-use crate::attention::{inline_attention as inline, rala_attention as rala, FeatureMap};
+use crate::attention::{
+    agent_attention as agent, agent_pool as pool, inline_attention as inline,
+    rala_attention as rala, AgentOptions, FeatureMap,
+};
 use crate::error::Error;
 use crate::linalg::GemmElem;
 use crate::simd::Lanes;
@@ -82,4 +85,131 @@ pub fn rala_attention<'py>(
     eps: f64,
 ) -> PyResult<Bound<'py, PyAny>> {
     dispatch(py, "rala_attention", (q, k, v), Call::Rala(scale, eps))
+}
+
+/// `grid=(h, w)`: two non-negative ints, or ValueError/TypeError naming grid.
+fn grid_arg(grid: Option<&Bound<'_, PyAny>>, func: &str) -> PyResult<Option<(usize, usize)>> {
+    let Some(g) = grid else { return Ok(None) };
+    let (h, w): (Bound<'_, PyAny>, Bound<'_, PyAny>) = g.extract().map_err(|_| {
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "{func}: grid must be a tuple (h, w) of ints"
+        ))
+    })?;
+    Ok(Some((
+        int_arg(&h, func, "grid", 1)?,
+        int_arg(&w, func, "grid", 1)?,
+    )))
+}
+
+fn agent_run<'py, E: GemmElem + Lanes + Element>(
+    py: Python<'py>,
+    q: &Bound<'py, PyArrayDyn<E>>,
+    (k, v): (&Bound<'py, PyAny>, &Bound<'py, PyAny>),
+    extra: [Option<&Bound<'py, PyAny>>; 3],
+    opts: AgentOptions<'static, E>,
+) -> PyResult<Bound<'py, PyAny>> {
+    const F: &str = "agent_attention";
+    let (k, v) = (float_as::<E>(py, k, F, "k")?, float_as::<E>(py, v, F, "v")?);
+    let names = ["agents", "agent_bias", "query_bias"];
+    let mut arrs = Vec::new();
+    for (x, name) in extra.iter().zip(names) {
+        arrs.push(x.map(|x| float_as::<E>(py, x, F, name)).transpose()?);
+    }
+    let reads = arrs
+        .iter()
+        .map(|a| a.as_ref().map(read).transpose())
+        .collect::<PyResult<Vec<_>>>()?;
+    let (rq, rk, rv) = (read(q)?, read(&k)?, read(&v)?);
+    let view = |i: usize| reads[i].as_ref().map(|r| r.as_array());
+    let opts = AgentOptions {
+        agents: view(0),
+        agent_bias: view(1),
+        query_bias: view(2),
+        ..opts
+    };
+    let (vq, vk, vv) = (rq.as_array(), rk.as_array(), rv.as_array());
+    let work = vq.len().saturating_add(vk.len()).saturating_mul(64);
+    let o = compute(py, work, || agent(vq, vk, vv, &opts))?;
+    Ok(PyArray::from_owned_array(py, o).into_any())
+}
+
+#[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/agent_attention.txt"))]
+#[pyo3(signature = (q, k, v, agents=None, *, num_agents=None, grid=None, scale=None, agent_bias=None, query_bias=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn agent_attention<'py>(
+    py: Python<'py>,
+    q: &Bound<'py, PyAny>,
+    k: &Bound<'py, PyAny>,
+    v: &Bound<'py, PyAny>,
+    agents: Option<&Bound<'py, PyAny>>,
+    num_agents: Option<&Bound<'py, PyAny>>,
+    grid: Option<&Bound<'py, PyAny>>,
+    scale: Option<f64>,
+    agent_bias: Option<&Bound<'py, PyAny>>,
+    query_bias: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    const F: &str = "agent_attention";
+    let num_agents = num_agents
+        .map(|n| int_arg(n, F, "num_agents", 1))
+        .transpose()?
+        .unwrap_or(49);
+    let grid = grid_arg(grid, F)?;
+    let qi = floats(py, q, F)?;
+    let extra = [agents, agent_bias, query_bias];
+    let o = match &qi.arr {
+        Floats::F32(a) => agent_run::<f32>(
+            py,
+            a,
+            (k, v),
+            extra,
+            AgentOptions {
+                num_agents,
+                grid,
+                scale,
+                ..Default::default()
+            },
+        )?,
+        Floats::F64(a) => agent_run::<f64>(
+            py,
+            a,
+            (k, v),
+            extra,
+            AgentOptions {
+                num_agents,
+                grid,
+                scale,
+                ..Default::default()
+            },
+        )?,
+    };
+    qi.half_back(o)
+}
+
+#[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/agent_pool.txt"))]
+#[pyo3(signature = (x, num_agents, *, grid=None))]
+pub fn agent_pool<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    num_agents: &Bound<'py, PyAny>,
+    grid: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    const F: &str = "agent_pool";
+    let num_agents = int_arg(num_agents, F, "num_agents", 1)?;
+    let grid = grid_arg(grid, F)?;
+    let xi = floats(py, x, F)?;
+    let o = match &xi.arr {
+        Floats::F32(a) => {
+            let r = read(a)?;
+            let v = r.as_array();
+            PyArray::from_owned_array(py, compute(py, 0, || pool(v, num_agents, grid))?).into_any()
+        }
+        Floats::F64(a) => {
+            let r = read(a)?;
+            let v = r.as_array();
+            PyArray::from_owned_array(py, compute(py, 0, || pool(v, num_agents, grid))?).into_any()
+        }
+    };
+    xi.half_back(o)
 }

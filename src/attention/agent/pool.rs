@@ -1,0 +1,166 @@
+//! Agent attention's pooling of agents from q, and its additive biases broadcast per head.
+
+use crate::attention::heads::Contig;
+use crate::error::{Error, Result};
+use crate::simd::Elem;
+use ndarray::{ArrayD, ArrayView2, ArrayViewD, Axis, IxDyn};
+
+/// The [start, end) of adaptive pooling bin i of `out` bins over `len` (PyTorch's
+/// adaptive_avg_pool: floor(i len / out) .. ceil((i + 1) len / out)).
+fn bin(i: usize, out: usize, len: usize) -> (usize, usize) {
+    let (i, out, len) = (i as u128, out as u128, len as u128);
+    (
+        (i * len / out) as usize,
+        ((i + 1) * len).div_ceil(out) as usize,
+    )
+}
+
+/// Adaptive average pooling of the tokens of x (..., n, d) to num_agents tokens: over the
+/// sequence (1-D bins), or with grid = (h, w) over the h x w token grid (row-major) to a
+/// p x p grid, p = sqrt(num_agents) (the official `nn.AdaptiveAvgPool2d((p, p))`).
+pub fn agent_pool<E: Elem>(
+    x: ArrayViewD<'_, E>,
+    num_agents: usize,
+    grid: Option<(usize, usize)>,
+) -> Result<ArrayD<E>> {
+    const F: &str = "agent_pool";
+    let nd = x.ndim();
+    if nd < 2 {
+        return Err(Error::Invalid(format!(
+            "{F}: x must be (..., n, d), got shape {:?}",
+            x.shape()
+        )));
+    }
+    let (n, d) = (x.shape()[nd - 2], x.shape()[nd - 1]);
+    if num_agents == 0 {
+        return Err(Error::Invalid(format!(
+            "{F}: num_agents must be >= 1, got 0"
+        )));
+    }
+    if n == 0 {
+        return Err(Error::Invalid(format!(
+            "{F}: x needs at least one token (n >= 1)"
+        )));
+    }
+    // Each agent: a rectangle of rows (r0..r1) x columns (c0..c1) of the grid (one row of n
+    // columns for 1-D pooling).
+    let (rows, cols, p) = match grid {
+        None => (1, n, None),
+        Some((h, w)) => {
+            if h.checked_mul(w) != Some(n) {
+                return Err(Error::Invalid(format!(
+                    "{F}: grid {h} x {w} must hold the n = {n} tokens"
+                )));
+            }
+            let p = num_agents.isqrt();
+            if p * p != num_agents {
+                return Err(Error::Invalid(format!(
+                    "{F}: a 2-D grid pools to a p x p grid: num_agents must be a perfect square, got {num_agents}"
+                )));
+            }
+            (h, w, Some(p))
+        }
+    };
+    let rects: Vec<(usize, usize, usize, usize)> = match p {
+        None => (0..num_agents)
+            .map(|i| {
+                let (c0, c1) = bin(i, num_agents, n);
+                (0, 1, c0, c1)
+            })
+            .collect(),
+        Some(p) => (0..p * p)
+            .map(|a| {
+                let (r0, r1) = bin(a / p, p, rows);
+                let (c0, c1) = bin(a % p, p, cols);
+                (r0, r1, c0, c1)
+            })
+            .collect(),
+    };
+    let batch: usize = x.shape()[..nd - 2].iter().product();
+    let xc = Contig::new(x.view());
+    let xs = xc.slice();
+    let mut out = Vec::with_capacity(batch * num_agents * d);
+    let mut acc = vec![0.0f64; d];
+    for b in 0..batch {
+        let xb = &xs[b * n * d..(b + 1) * n * d];
+        for &(r0, r1, c0, c1) in &rects {
+            acc.fill(0.0);
+            for r in r0..r1 {
+                for t in r * cols + c0..r * cols + c1 {
+                    acc.iter_mut()
+                        .zip(&xb[t * d..(t + 1) * d])
+                        .for_each(|(a, &y)| *a += y.to_f64());
+                }
+            }
+            let inv = 1.0 / ((r1 - r0) * (c1 - c0)) as f64;
+            out.extend(acc.iter().map(|&a| E::from_f64(a * inv)));
+        }
+    }
+    let mut shape = x.shape().to_vec();
+    shape[nd - 2] = num_agents;
+    ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| Error::Invalid(format!("internal: {e}")))
+}
+
+/// An additive bias broadcast to `full`, as one (rows x cols) view per query head.
+pub(super) struct Bias<'a, E> {
+    arr: ArrayViewD<'a, E>,
+}
+
+impl<'a, E: Elem> Bias<'a, E> {
+    pub fn new(func: &str, what: &str, b: &'a ArrayViewD<'a, E>, full: &[usize]) -> Result<Self> {
+        let arr = b.broadcast(full.to_vec()).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{func}: {what} of shape {:?} does not broadcast to {full:?}",
+                b.shape()
+            ))
+        })?;
+        Ok(Bias { arr })
+    }
+
+    /// x[r, c] += bias[h][r, c] for the rows r0.. of head h.
+    /// Head h's (rows x cols) view of the broadcast bias.
+    fn head(&self, h: usize) -> ArrayView2<'_, E> {
+        let mut view = self.arr.view();
+        let mut rest = h;
+        let batch = view.ndim() - 2;
+        let mut idx = vec![0; batch];
+        for a in (0..batch).rev() {
+            let len = view.shape()[a].max(1);
+            idx[a] = rest % len;
+            rest /= len;
+        }
+        for &i in &idx {
+            view = view.index_axis_move(Axis(0), i);
+        }
+        view.into_dimensionality().unwrap_or_else(|_| {
+            ArrayView2::from_shape((0, 0), &[]).unwrap_or_else(|_| unreachable!())
+        })
+    }
+
+    /// x[r, c] += bias[h][r0 + r, c] (x: rows of `cols`).
+    pub fn add(&self, h: usize, r0: usize, x: &mut [E], cols: usize) {
+        let view = self.head(h);
+        for (r, row) in x.chunks_exact_mut(cols).enumerate() {
+            let brow = view.row(r0 + r);
+            row.iter_mut()
+                .zip(brow.iter())
+                .for_each(|(y, &b)| *y = *y + b);
+        }
+    }
+
+    /// x[j, i] += bias[h][i, j] (x: rows x cols, the bias cols x rows), in tiles so both
+    /// sides are read and written a cache line at a time.
+    pub fn add_transposed(&self, h: usize, x: &mut [E], rows: usize, cols: usize) {
+        const TILE: usize = 64;
+        let view = self.head(h);
+        for j0 in (0..rows).step_by(TILE) {
+            let j1 = (j0 + TILE).min(rows);
+            for i in 0..cols {
+                let brow = view.row(i);
+                for j in j0..j1 {
+                    x[j * cols + i] = x[j * cols + i] + brow[j];
+                }
+            }
+        }
+    }
+}

@@ -34,6 +34,7 @@ from softcore._core import (
     softmax_attention,
     softmax_regression,
     supported_isas,
+    tensor_attention,
     top_k_gating,
 )
 
@@ -67,5 +68,6 @@ __all__ = [
     "softmax_attention",
     "softmax_regression",
     "supported_isas",
+    "tensor_attention",
     "top_k_gating",
 ]

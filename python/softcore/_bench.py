@@ -16,6 +16,7 @@ import numpy as np
 import softcore
 from softcore._bench_attention import attention_cases
 from softcore._bench_moe import gating_cases
+from softcore._bench_papers import papers_cases
 
 
 def best_of(f: Callable[[], object], budget: float = 0.25, max_reps: int = 200) -> float:
@@ -219,4 +220,6 @@ def run(quick: bool = False, threads: int = 1) -> None:
     for row in gating_cases(rng, best_of, _row, peers.get("torch"), quick):
         print(row)
     for row in attention_cases(rng, best_of, _row, peers.get("torch"), quick):
+        print(row)
+    for row in papers_cases(rng, best_of, _row, peers.get("torch"), quick):
         print(row)

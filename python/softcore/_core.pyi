@@ -36,6 +36,7 @@ __all__ = [
     "softmax_attention",
     "softmax_regression",
     "supported_isas",
+    "tensor_attention",
     "top_k_gating",
 ]
 
@@ -470,6 +471,54 @@ def agent_pool(
         >>> softcore.agent_pool(np.arange(10.0).reshape(5, 2), 2)
         array([[2., 3.],
                [6., 7.]])
+    """
+
+def tensor_attention(
+    q: ArrayLike,
+    k1: ArrayLike,
+    k2: ArrayLike,
+    v1: ArrayLike,
+    v2: ArrayLike,
+    *,
+    scale: float | None = None,
+    degree: int | None = None,
+    causal: bool = False,
+    windows: tuple[int, int] | None = None,
+) -> NDArray[np.floating]:
+    """Tensor (Kronecker, triple-wise) attention (Alman & Song 2023; the 2-simplicial attention
+    of Clift et al. 2019 and Roy et al. 2025): each query attends to pairs of keys,
+    ``x_ijl = scale sum_c q_ic k1_jc k2_lc``, ``out_i = sum_jl softmax_jl(x_i) (v1_j * v2_l)``,
+    i.e. ``D^-1 exp(Q (K1 (x) K2)^T) (V1 (x) V2)`` with the column-wise Kronecker product;
+    ``scale=None`` is ``d**-0.5``.
+
+    Exact (``degree=None``): for each query the scores ``(K1 * q_i) K2^T`` stream through in
+    tiles with one running max (the online softmax), and ``sum_jl p_jl v1_j * v2_l`` is taken
+    as ``sum_j v1_j * (P V2)_j``; memory O(n d), never the n s^2 scores or the s^2 x d
+    Kronecker matrix. ``causal``: keys j, l <= i + s - n (bottom-right, as softmax_attention;
+    k1 and k2 of one length s). ``windows=(w1, w2)``: 2-simplicial attention's sliding
+    windows, ``i + s - n - w1 < j`` and ``i + s - n - w2 < l`` (the causal bound is implied),
+    cost O(n w1 w2 d).
+
+    ``degree=g``: Alman & Song's polynomial method, the Taylor polynomial of degree g of exp,
+    ``U1 [(U2^T V1) * (U3^T V2)] / U1 [(U2^T 1) * (U3^T 1)]`` with tensor-power features
+    (``sum_t d^t`` of them), O((n + s) d^g dv), non-causal only. With every ``|x_ijl| <= B``,
+    each weight's relative error is at most ``eps = B^(g+1) e^B / (g+1)!``, so each output is
+    within ``2 eps / (1 - eps) max|v1 * v2|`` of the exact path. An odd g can make the
+    normaliser non-positive (a ValueError naming the row); even g cannot.
+
+    Args:
+        q: (..., n, d). k1: (..., s1, d), v1: (..., s1, dv); k2: (..., s2, d), v2: (..., s2, dv).
+            The heads dim of q may be a multiple of the keys' (grouped heads).
+
+    Raises:
+        TypeError: non-float inputs. ValueError: shapes, NaN/inf, windows < 1, causal with
+        s1 != s2, degree with causal or windows, too many features for the degree, a
+        non-positive normaliser.
+
+    Example:
+        >>> q = np.zeros((1, 2)); k = np.ones((2, 2)); v = np.array([[1.0], [3.0]])
+        >>> softcore.tensor_attention(q, k, k, v, v)
+        array([[4.]])
     """
 
 def inline_attention(

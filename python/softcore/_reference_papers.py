@@ -109,3 +109,28 @@ def agent_attention(
     if query_bias is not None:
         s2 = s2 + np.asarray(query_bias, np.float64)
     return _softmax_rows(s2) @ (_softmax_rows(s1) @ v)
+
+
+def tensor_attention(q, k1, k2, v1, v2, *, scale=None, causal=False, windows=None):
+    """The triple-wise softmax written out: (n, s1, s2) scores per head, for small sizes."""
+    q, k1, k2, v1, v2 = (np.asarray(x, dtype=np.float64) for x in (q, k1, k2, v1, v2))
+    k1, k2, v1, v2 = (_repeat_heads(q, x) for x in (k1, k2, v1, v2))
+    n, s1, s2, d = q.shape[-2], k1.shape[-2], k2.shape[-2], q.shape[-1]
+    s = d**-0.5 if scale is None else scale
+    x = s * np.einsum("...ic,...jc,...lc->...ijl", q, k1, k2)
+    keep = np.ones((n, s1, s2), dtype=bool)
+    if causal or windows is not None:
+        top = np.arange(n)[:, None, None] + s1 - n
+        j = np.arange(s1)[None, :, None]
+        lk = np.arange(s2)[None, None, :]
+        keep = (j <= top) & (lk <= top)
+        if windows is not None:
+            keep &= (j > top - windows[0]) & (lk > top - windows[1])
+    x = np.where(keep, x, -np.inf)
+    m = x.max((-2, -1), keepdims=True, initial=-np.inf)
+    m = np.where(np.isfinite(m), m, 0.0)
+    e = np.where(keep, np.exp(x - m), 0.0)
+    tot = e.sum((-2, -1))
+    num = np.einsum("...ijl,...jc,...lc->...ic", e, v1, v2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(tot[..., None] > 0, num / np.where(tot > 0, tot, 1.0)[..., None], 0.0)

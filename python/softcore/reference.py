@@ -145,6 +145,7 @@ from softcore._reference_papers import (  # noqa: E402
     decode_attention,
     inline_attention,
     rala_attention,
+    tensor_attention,
 )
 from softcore._reference_variants import power_softmax, softmax_regression  # noqa: E402
 
@@ -158,6 +159,7 @@ __all__ = [
     "inline_attention",
     "linear_attention",
     "softmax_attention",
+    "tensor_attention",
     "gaussian_kernel",
     "load_balancing_loss",
     "log_softmax",

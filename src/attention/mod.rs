@@ -11,6 +11,7 @@ pub(crate) mod heads;
 mod isa_tests;
 pub mod linear;
 pub mod soft;
+pub mod tensor;
 
 pub use agent::{agent_attention, agent_pool, AgentOptions};
 pub use decode::{decode_attention, DecodeInfo, DecodeOptions};
@@ -21,3 +22,4 @@ pub use linear::{
     LinearState,
 };
 pub use soft::{soft_attention, soft_head, HeadScratch, SoftOptions};
+pub use tensor::{tensor_attention, TensorInputs, TensorOptions};

@@ -36,6 +36,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(papers::rala_attention, m)?)?;
     m.add_function(wrap_pyfunction!(papers::agent_attention, m)?)?;
     m.add_function(wrap_pyfunction!(papers::agent_pool, m)?)?;
+    m.add_function(wrap_pyfunction!(papers::tensor_attention, m)?)?;
     m.add_function(wrap_pyfunction!(linear::causal_dot_product, m)?)?;
     m.add_function(wrap_pyfunction!(linear::hedgehog_feature_map, m)?)?;
     m.add_function(wrap_pyfunction!(variants::power_softmax, m)?)?;

@@ -1,10 +1,11 @@
-//! inline_attention, rala_attention, agent_attention, agent_pool: extract with the GIL, compute detached, return arrays.
+//! inline_attention, rala_attention, agent_attention, agent_pool, tensor_attention: extract with the GIL, compute detached, return arrays.
 
 use super::arrays::{float_as, floats, int_arg, read, Floats};
 use super::errors::compute;
 use crate::attention::{
     agent_attention as agent, agent_pool as pool, inline_attention as inline,
-    rala_attention as rala, AgentOptions, FeatureMap,
+    rala_attention as rala, tensor_attention as tensor, AgentOptions, FeatureMap, TensorInputs,
+    TensorOptions,
 };
 use crate::error::Error;
 use crate::linalg::GemmElem;
@@ -135,7 +136,10 @@ fn agent_run<'py, E: GemmElem + Lanes + Element>(
 
 #[pyfunction]
 #[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/agent_attention.txt"))]
-#[pyo3(signature = (q, k, v, agents=None, *, num_agents=None, grid=None, scale=None, agent_bias=None, query_bias=None))]
+#[pyo3(
+    signature = (q, k, v, agents=None, *, num_agents=None, grid=None, scale=None, agent_bias=None, query_bias=None),
+    text_signature = "(q, k, v, agents=None, *, num_agents=49, grid=None, scale=None, agent_bias=None, query_bias=None)"
+)]
 #[allow(clippy::too_many_arguments)]
 pub fn agent_attention<'py>(
     py: Python<'py>,
@@ -150,6 +154,8 @@ pub fn agent_attention<'py>(
     query_bias: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     const F: &str = "agent_attention";
+    // None (the runtime default; the signature shows 49) and any int pass through int_arg, so
+    // 2**70 is a size, not an OverflowError.
     let num_agents = num_agents
         .map(|n| int_arg(n, F, "num_agents", 1))
         .transpose()?
@@ -212,4 +218,75 @@ pub fn agent_pool<'py>(
         }
     };
     xi.half_back(o)
+}
+
+fn tensor_run<'py, E: GemmElem + Lanes + Element>(
+    py: Python<'py>,
+    q: &Bound<'py, PyArrayDyn<E>>,
+    rest: [&Bound<'py, PyAny>; 4],
+    opts: TensorOptions,
+) -> PyResult<Bound<'py, PyAny>> {
+    const F: &str = "tensor_attention";
+    let names = ["k1", "k2", "v1", "v2"];
+    let arrs = rest
+        .iter()
+        .zip(names)
+        .map(|(x, n)| float_as::<E>(py, x, F, n))
+        .collect::<PyResult<Vec<_>>>()?;
+    let reads = arrs.iter().map(read).collect::<PyResult<Vec<_>>>()?;
+    let rq = read(q)?;
+    let x = TensorInputs {
+        q: rq.as_array(),
+        k1: reads[0].as_array(),
+        k2: reads[1].as_array(),
+        v1: reads[2].as_array(),
+        v2: reads[3].as_array(),
+    };
+    let work = x.q.len().saturating_mul(x.k1.len().max(1));
+    let o = compute(py, work, || tensor(x, &opts))?;
+    Ok(PyArray::from_owned_array(py, o).into_any())
+}
+
+#[pyfunction]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/tensor_attention.txt"))]
+#[pyo3(signature = (q, k1, k2, v1, v2, *, scale=None, degree=None, causal=false, windows=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn tensor_attention<'py>(
+    py: Python<'py>,
+    q: &Bound<'py, PyAny>,
+    k1: &Bound<'py, PyAny>,
+    k2: &Bound<'py, PyAny>,
+    v1: &Bound<'py, PyAny>,
+    v2: &Bound<'py, PyAny>,
+    scale: Option<f64>,
+    degree: Option<&Bound<'py, PyAny>>,
+    causal: bool,
+    windows: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    const F: &str = "tensor_attention";
+    let degree = degree.map(|g| int_arg(g, F, "degree", 0)).transpose()?;
+    let windows = match windows {
+        None => None,
+        Some(w) => {
+            let (a, b): (Bound<'py, PyAny>, Bound<'py, PyAny>) = w.extract().map_err(|_| {
+                pyo3::exceptions::PyTypeError::new_err(format!(
+                    "{F}: windows must be a tuple (w1, w2) of ints"
+                ))
+            })?;
+            Some((int_arg(&a, F, "windows", 1)?, int_arg(&b, F, "windows", 1)?))
+        }
+    };
+    let opts = TensorOptions {
+        scale,
+        degree,
+        causal,
+        windows,
+    };
+    let qi = floats(py, q, F)?;
+    let rest = [k1, k2, v1, v2];
+    let o = match &qi.arr {
+        Floats::F32(a) => tensor_run::<f32>(py, a, rest, opts)?,
+        Floats::F64(a) => tensor_run::<f64>(py, a, rest, opts)?,
+    };
+    qi.half_back(o)
 }

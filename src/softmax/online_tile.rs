@@ -53,6 +53,34 @@ impl<E: Lanes> Kernel<E> for OnlineTile<'_, E> {
     }
 }
 
+/// x <- e^(x - m') with m' = max(m, max x), returning (m', sum of the new x in f64): one block
+/// of an online softmax whose whole block shares one running max (RALA's softmax over keys,
+/// tensor attention's over key pairs). Nothing finite yet (m' = -inf) gives 0s.
+struct OnlineWeights<'a, E> {
+    x: &'a mut [E],
+    m: f64,
+}
+
+impl<E: Lanes> Kernel<E> for OnlineWeights<'_, E> {
+    type Output = (f64, f64);
+    #[inline(always)]
+    fn run<S: Simd<E = E>>(self) -> (f64, f64) {
+        let m = self.m.max(row_max::<S>(self.x).to_f64());
+        if m == f64::NEG_INFINITY {
+            self.x.fill(E::ZERO);
+            return (m, 0.0);
+        }
+        let poly = ExpPoly::<S>::softmax(S::splat(E::ONE));
+        let sum = exp_sub_sum::<S>(self.x, E::from_f64(m), &poly);
+        (m, sum.to_f64())
+    }
+}
+
+/// `OnlineWeights` on `isa`.
+pub(crate) fn online_weights<E: Lanes>(isa: Isa, x: &mut [E], m: f64) -> (f64, f64) {
+    dispatch(isa, OnlineWeights { x, m })
+}
+
 /// The online update of one tile on `isa`.
 pub(crate) fn online_tile<E: Lanes>(isa: Isa, tile: OnlineTile<'_, E>) {
     dispatch(isa, tile)

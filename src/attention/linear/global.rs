@@ -8,9 +8,8 @@
 use super::dots::add_dots;
 use super::HeadJob;
 use crate::linalg::{small_gemm, GemmElem, SmallGemm};
-use crate::simd::exp::ExpPoly;
-use crate::simd::{self, dispatch, Kernel, Lanes, Simd};
-use crate::softmax::online_tile::{exp_sub_sum, row_max};
+use crate::simd::{self, Lanes};
+use crate::softmax::online_tile::online_weights;
 use std::mem::MaybeUninit;
 
 /// Rows per block of either pass (any size is exact: the statistics are sums).
@@ -59,7 +58,7 @@ pub(super) fn key_stats<E: GemmElem + Lanes>(
             a.fill(E::ZERO);
             add_dots(x, qbar, a);
             a.iter_mut().for_each(|y| *y = *y * scale);
-            let (m_new, sum) = dispatch(simd::active(), OnlineWeights { x: a, m });
+            let (m_new, sum) = online_weights(simd::active(), a, m);
             if m_new > m && m > f64::NEG_INFINITY {
                 let f = (m - m_new).exp();
                 st.s.iter_mut().chain(st.z.iter_mut()).for_each(|y| *y *= f);
@@ -83,28 +82,6 @@ pub(super) fn key_stats<E: GemmElem + Lanes>(
         st.l = 1.0;
     }
     st
-}
-
-/// x <- e^(x - m') with m' = max(m, max x), returning (m', sum of the new x in f64): one block
-/// of RALA's online softmax over keys.
-struct OnlineWeights<'a, E> {
-    x: &'a mut [E],
-    m: f64,
-}
-
-impl<E: Lanes> Kernel<E> for OnlineWeights<'_, E> {
-    type Output = (f64, f64);
-    #[inline(always)]
-    fn run<S: Simd<E = E>>(self) -> (f64, f64) {
-        let m = self.m.max(row_max::<S>(self.x).to_f64());
-        if m == f64::NEG_INFINITY {
-            self.x.fill(E::ZERO);
-            return (m, 0.0);
-        }
-        let poly = ExpPoly::<S>::softmax(S::splat(E::ONE));
-        let sum = exp_sub_sum::<S>(self.x, E::from_f64(m), &poly);
-        (m, sum.to_f64())
-    }
 }
 
 /// The query pass: out_i = phi(q_i) m / (phi(q_i) . z + eps) (with `den = Some((z, eps))`) or

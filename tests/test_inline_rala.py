@@ -113,3 +113,16 @@ def test_inline_bad_feature_map_and_rala_bad_eps():
         softcore.inline_attention(q, q, q, feature_map="softmax")
     with pytest.raises(ValueError, match="eps"):
         softcore.rala_attention(q, q, q, eps=-1.0)
+
+
+def test_many_blocks_of_keys_and_queries():
+    # Longer than the passes' 2048-row blocks on both sides, with ragged ends.
+    rng = np.random.default_rng(5)
+    q, k, v = qkv(rng, 4200, 4500, 24, 16, np.float32)
+    for f, r in [
+        (softcore.inline_attention, ref.inline_attention),
+        (softcore.rala_attention, ref.rala_attention),
+    ]:
+        assert rel(f(q, k, v), r(q, k, v)) <= 1e-5
+    out = softcore.linear_attention(q, k, v)
+    assert rel(out, ref.linear_attention(q, k, v)[0]) <= 1e-5

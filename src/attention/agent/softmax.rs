@@ -44,6 +44,9 @@ impl<E: Lanes> Kernel<E> for SoftmaxCols<'_, E> {
     #[inline(always)]
     fn run<S: Simd<E = E>>(self) {
         let (cols, w) = (self.cols, S::LANES);
+        if cols == 0 {
+            return;
+        }
         let poly = ExpPoly::<S>::softmax(S::splat(E::ONE));
         let mut m = vec![E::NEG_INFINITY; cols];
         let pm = m.as_mut_ptr();
@@ -78,5 +81,66 @@ impl<E: Lanes> Kernel<E> for SoftmaxCols<'_, E> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::{dispatch, Isa};
+    use crate::softmax::online_tile::online_weights;
+    use crate::test_support::{for_each_isa, lengths_around, uniform};
+
+    fn close(a: f32, b: f32) -> bool {
+        (a - b).abs() <= 1e-6 * a.abs().max(b.abs()) + 1e-30
+    }
+
+    #[test]
+    fn column_and_row_softmax_and_online_weights_every_isa() {
+        for_each_isa(|isa| {
+            for cols in lengths_around(17, &[1, 4], &[16]) {
+                let rows = 5;
+                let mut x0: Vec<f32> = uniform(rows * cols, cols as u64, -20.0, 20.0);
+                if cols > 2 {
+                    // A column that is all -inf gives 0s and a zero sum.
+                    (0..rows).for_each(|r| x0[r * cols + 1] = f32::NEG_INFINITY);
+                }
+                let cols_run = |isa: Isa| {
+                    let (mut x, mut sums) = (x0.clone(), vec![0.0; cols]);
+                    dispatch(
+                        isa,
+                        SoftmaxCols {
+                            x: &mut x,
+                            cols,
+                            sums: &mut sums,
+                        },
+                    );
+                    (x, sums)
+                };
+                let rows_run = |isa: Isa| {
+                    let mut x = x0.clone();
+                    dispatch(isa, SoftmaxRows { x: &mut x, cols });
+                    x
+                };
+                let weights_run = |isa: Isa| {
+                    let mut x = x0.clone();
+                    let (m, s) = online_weights(isa, &mut x, 3.0);
+                    (x, m, s)
+                };
+                let (a, b) = (cols_run(Isa::Scalar), cols_run(isa));
+                for (p, q) in a.0.iter().chain(&a.1).zip(b.0.iter().chain(&b.1)) {
+                    assert!(close(*p, *q), "{isa:?} cols {cols}: {p} vs {q}");
+                }
+                for (p, q) in rows_run(Isa::Scalar).iter().zip(&rows_run(isa)) {
+                    assert!(close(*p, *q), "{isa:?} rows, cols {cols}: {p} vs {q}");
+                }
+                let (a, b) = (weights_run(Isa::Scalar), weights_run(isa));
+                assert_eq!(a.1, b.1);
+                assert!((a.2 - b.2).abs() <= 1e-6 * a.2.abs().max(1.0));
+                for (p, q) in a.0.iter().zip(&b.0) {
+                    assert!(close(*p, *q), "{isa:?} weights, cols {cols}: {p} vs {q}");
+                }
+            }
+        });
     }
 }

@@ -11,21 +11,17 @@
 //!   kept only so the caller can tell whether every score stayed in the safe range of phi.
 
 use crate::simd::exp::ExpPoly;
-use crate::simd::{prefetch_run, Elem, Kernel, Lanes, Simd};
+use crate::simd::{Elem, Kernel, Lanes, Simd};
 use crate::softmax::online_tile::{exp_sub_sum, load_upto, row_max, store_upto};
 
-/// Keys per block: the block's K and V rows (2 x 32 x d elements; 32 KiB at d = 128 in f32)
-/// stay in L1/L2 while every head of the group reads them.
+/// Keys per block: the K phase and the V phase of a block each read one long run of rows
+/// (256 KiB at d = 128 in f32, in L2 on every machine kind for the other heads of a group), so
+/// the hardware prefetchers see two plain sequential streams. Blocks of 32 keys switching
+/// between K and V every 16 KiB read at half the speed.
 pub(super) const KEY_BLOCK: usize = 512;
 
 /// Vectors of o held in registers across a block's rows (128 f32 on AVX-512).
 const RUN: usize = 8;
-
-/// How far ahead of the key rows being read K is prefetched: enough bytes in flight to cover the
-/// memory latency at full bandwidth (~100 ns x ~40 GB/s). The 4-row dot products read K in a
-/// pattern the hardware prefetchers follow poorly; V, read row after row, needs no hints
-/// (hinting it too was slower).
-const PREFETCH_BYTES: usize = 8192;
 
 pub(super) struct SplitPartial<'a, E> {
     /// The group's g query rows (g x d), already multiplied by the scale.
@@ -89,8 +85,9 @@ impl<E: Lanes> Kernel<E> for SplitPartial<'_, E> {
     }
 }
 
-/// scores[h][j] = q_h . k_j for the block's keys, four keys at a time so each key row is loaded
-/// once per head pass and four dot products run side by side (independent FMA chains).
+/// scores[h][j] = q_h . k_j for the block's keys, one key row at a time for every head of the
+/// group: K is read strictly in order (four rows side by side, each hinted ahead in software,
+/// read at 0.6x the speed of this plain order).
 #[inline(always)]
 fn block_scores<S: Simd>(
     q: &[S::E],
@@ -101,60 +98,37 @@ fn block_scores<S: Simd>(
     scores: &mut [S::E],
 ) {
     let g = q.len() / d;
-    let kb = &k[b0 * d..(b0 + bk) * d];
-    let step = 4 * d * std::mem::size_of::<S::E>();
-    let ahead = PREFETCH_BYTES.div_ceil(step);
-    let mut j = 0;
-    while j + 4 <= bk {
-        prefetch_run(k, (b0 + j) / 4 + ahead, step);
+    for j in 0..bk {
+        let kj = &k[(b0 + j) * d..(b0 + j + 1) * d];
         for h in 0..g {
-            let qh = &q[h * d..(h + 1) * d];
-            let s = dot4::<S>(qh, &kb[j * d..(j + 4) * d], 4);
-            scores[h * KEY_BLOCK + j..h * KEY_BLOCK + j + 4].copy_from_slice(&s);
+            scores[h * KEY_BLOCK + j] = dot::<S>(&q[h * d..(h + 1) * d], kj);
         }
-        j += 4;
-    }
-    while j < bk {
-        for h in 0..g {
-            let qh = &q[h * d..(h + 1) * d];
-            scores[h * KEY_BLOCK + j] = dot4::<S>(qh, &kb[j * d..(j + 1) * d], 1)[0];
-        }
-        j += 1;
     }
 }
 
-/// The dot products of x with the (up to four) rows of `rows` (x.len() elements each); lanes
-/// beyond the rows given are 0. Four rows: whole vectors in a branch-free loop (four independent
-/// FMA chains), the tail of d with partial loads.
+/// x . y (equal lengths): two vector accumulators over whole vectors, then the tail.
 #[inline(always)]
-fn dot4<S: Simd>(x: &[S::E], rows: &[S::E], r: usize) -> [S::E; 4] {
+fn dot<S: Simd>(x: &[S::E], y: &[S::E]) -> S::E {
     let (d, w) = (x.len(), S::LANES);
     let zero = S::splat(S::E::ZERO);
-    let mut acc = [zero; 4];
-    let (px, pr) = (x.as_ptr(), rows.as_ptr());
+    let (mut a0, mut a1) = (zero, zero);
+    let (px, py) = (x.as_ptr(), y.as_ptr());
     let mut c = 0;
-    // SAFETY: x holds d elements and rows r * d; every access is below those bounds.
+    // SAFETY: x and y hold d elements; every access is below d.
     unsafe {
-        if r == 4 {
-            while c + w <= d {
-                let xv = S::load(px.add(c));
-                for (u, a) in acc.iter_mut().enumerate() {
-                    *a = S::fma(xv, S::load(pr.add(u * d + c)), *a);
-                }
-                c += w;
-            }
+        while c + 2 * w <= d {
+            a0 = S::fma(S::load(px.add(c)), S::load(py.add(c)), a0);
+            a1 = S::fma(S::load(px.add(c + w)), S::load(py.add(c + w)), a1);
+            c += 2 * w;
         }
         while c < d {
             let k = (d - c).min(w);
             let xv = load_upto::<S>(px.add(c), k, S::E::ZERO);
-            for (u, a) in acc.iter_mut().enumerate().take(r) {
-                let kv = load_upto::<S>(pr.add(u * d + c), k, S::E::ZERO);
-                *a = S::fma(xv, kv, *a);
-            }
+            a0 = S::fma(xv, load_upto::<S>(py.add(c), k, S::E::ZERO), a0);
             c += k;
         }
     }
-    std::array::from_fn(|u| S::reduce_add(acc[u]))
+    S::reduce_add(S::add(a0, a1))
 }
 
 /// o += sum_j p_j v_j over the visible rows of the block at b0 of v: dv in runs of four whole vectors held in

@@ -11,14 +11,13 @@
 
 use super::dots::add_dots;
 use super::gates::Gate;
+use super::global;
 use super::HeadJob;
 use crate::linalg::{gemm_rows, small_gemm, GemmElem, SmallGemm};
 use crate::simd::expmap::exp_affine;
 use crate::simd::Lanes;
 use std::mem::MaybeUninit;
 
-/// Rows per block of the non-causal form (its state is a sum, so any block size is exact).
-const BLOCK: usize = 256;
 /// Tokens per sub-block of the per-key-gate intra-chunk product.
 const SUB: usize = 8;
 
@@ -64,26 +63,26 @@ pub(super) fn noncausal<E: GemmElem + Lanes>(
     out: &mut [MaybeUninit<E>],
 ) {
     let (d, dv) = (job.d, job.dv);
-    let mut xc = vec![E::ZERO; BLOCK * d];
+    let mut xc = vec![E::ZERO; global::BLOCK * d];
     let mut t = vec![E::ZERO; d * dv];
     let mut zs = vec![E::ZERO; d];
     let ones = vec![1.0; d];
-    for r0 in (0..job.s).step_by(BLOCK) {
-        let b = BLOCK.min(job.s - r0);
+    for r0 in (0..job.s).step_by(global::BLOCK) {
+        let b = global::BLOCK.min(job.s - r0);
         job.phi_k(&job.k[r0 * d..(r0 + b) * d], &mut xc[..b * d]);
         let vb = &job.v[r0 * dv..(r0 + b) * dv];
-        small_gemm(SmallGemm::at_b(d, dv, b), &xc, vb, &mut t);
+        gemm_rows(E::ZERO, &mut t, (d, dv, b), E::ONE, &xc, true, vb, false);
         col_sums(&xc[..b * d], d, &mut zs);
         state_update(st, dv, &t, &zs, &ones);
     }
     let (mut sf, mut zf) = (vec![E::ZERO; d * dv], vec![E::ZERO; d]);
     state_elems(st, dv, &mut sf, &mut zf);
-    let mut o = vec![E::ZERO; BLOCK * dv];
-    let mut den = [E::ZERO; BLOCK];
-    for r0 in (0..job.n).step_by(BLOCK) {
-        let b = BLOCK.min(job.n - r0);
+    let mut o = vec![E::ZERO; global::BLOCK * dv];
+    let mut den = [E::ZERO; global::BLOCK];
+    for r0 in (0..job.n).step_by(global::BLOCK) {
+        let b = global::BLOCK.min(job.n - r0);
         job.phi_q(&job.q[r0 * d..(r0 + b) * d], &mut xc[..b * d]);
-        small_gemm(SmallGemm::rows(b, dv, d), &xc, &sf, &mut o);
+        gemm_rows(E::ZERO, &mut o, (b, dv, d), E::ONE, &xc, false, &sf, false);
         den[..b].fill(E::ZERO);
         add_dots(&xc[..b * d], &zf, &mut den[..b]);
         job.finish(&o[..b * dv], &den[..b], &mut out[r0 * dv..(r0 + b) * dv]);

@@ -7,13 +7,16 @@
 
 use super::dots::add_dots;
 use super::HeadJob;
-use crate::linalg::{small_gemm, GemmElem, SmallGemm};
+use crate::linalg::{gemm_rows, GemmElem};
 use crate::simd::{self, Lanes};
 use crate::softmax::online_tile::online_weights;
 use std::mem::MaybeUninit;
 
-/// Rows per block of either pass (any size is exact: the statistics are sums).
-const BLOCK: usize = 256;
+/// Rows per block of the non-causal passes (any size is exact: the statistics are sums): 2048
+/// rows of 64 features are 512 KiB in f32, in L2 on every machine kind beside their V block,
+/// and long enough for the GEMM's packing to pay (shorter blocks through the small-product
+/// kernel were slower; benches/README.md).
+pub(super) const BLOCK: usize = 2048;
 
 /// Sums over one head's keys, in f64: s = sum w_j phi(k_j) v_j^T (d x dv), z = sum w_j phi(k_j),
 /// v = sum v_j (unweighted: its finiteness stands in for a separate check of V).
@@ -70,7 +73,7 @@ pub(super) fn key_stats<E: GemmElem + Lanes>(
                 row.iter_mut().for_each(|y| *y = *y * w);
             }
         }
-        small_gemm(SmallGemm::at_b(d, dv, b), x, vb, &mut t);
+        gemm_rows(E::ZERO, &mut t, (d, dv, b), E::ONE, x, true, vb, false);
         st.s.iter_mut().zip(&t).for_each(|(s, &y)| *s += y.to_f64());
         for row in x.chunks_exact(d) {
             st.z.iter_mut()
@@ -100,7 +103,7 @@ pub(super) fn query_pass<E: GemmElem + Lanes>(
     for r0 in (0..job.n).step_by(BLOCK) {
         let b = BLOCK.min(job.n - r0);
         job.phi_q(&job.q[r0 * d..(r0 + b) * d], &mut xc[..b * d]);
-        small_gemm(SmallGemm::rows(b, dv, d), &xc, m, &mut o);
+        gemm_rows(E::ZERO, &mut o, (b, dv, d), E::ONE, &xc, false, m, false);
         let dst = &mut out[r0 * dv..(r0 + b) * dv];
         if let Some((z, eps)) = den {
             dn[..b].fill(eps);

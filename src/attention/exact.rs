@@ -8,12 +8,12 @@
 //! Visibility is bottom-right aligned, as PyTorch's and FlashAttention's `causal`: key j is
 //! visible to query i when j <= i + s - n; `window = w` keeps i + s - n - w < j <= i + s - n.
 
-use super::heads::{check_finite, qkv_shape, Contig, HeadShape, Output};
+use super::heads::{check_finite, head_view, qkv_shape, Contig, HeadShape, Output};
 use crate::error::{Error, Result};
 use crate::linalg::{small_gemm, GemmElem, SmallGemm};
 use crate::simd::{self, Lanes};
 use crate::softmax::online_tile::{online_tile, OnlineTile};
-use ndarray::{ArrayD, ArrayView2, ArrayViewD, Axis};
+use ndarray::{ArrayD, ArrayView2, ArrayViewD};
 use std::mem::MaybeUninit;
 
 /// Query rows per task and key rows per tile: a 64 x 256 score tile (64 KiB in f32) stays in
@@ -126,7 +126,7 @@ pub fn softmax_attention<E: GemmElem + Lanes>(
         |sc: &mut Scratch<E>,
          (h, r0, ob, lb): (usize, usize, &mut [MaybeUninit<E>], &mut [MaybeUninit<E>])| {
             let kv = hs.kv_head(h);
-            let head_mask = mask.as_ref().map(|m| mask_2d(m.view(), h)).transpose()?;
+            let head_mask = mask.as_ref().map(|m| head_view(m.view(), h)).transpose()?;
             let block = Block {
                 q: &qs[(h * hs.n + r0) * hs.d..][..lb.len() * hs.d],
                 kt: &kts[kv * hs.s * hs.d..][..hs.s * hs.d],
@@ -167,23 +167,6 @@ fn key_tiles<E: Copy + Default>(k: &[E], s: usize, d: usize) -> Vec<E> {
         }
     }
     out
-}
-
-/// Head h's (n, s) view of the broadcast mask (the batch dims indexed one by one).
-fn mask_2d(m: ArrayViewD<'_, bool>, h: usize) -> Result<ArrayView2<'_, bool>> {
-    let batch = m.ndim() - 2;
-    let mut idx = vec![0; batch];
-    let mut rest = h;
-    for a in (0..batch).rev() {
-        let len = m.shape()[a].max(1);
-        idx[a] = rest % len;
-        rest /= len;
-    }
-    let mut view = m;
-    for &i in &idx {
-        view = view.index_axis_move(Axis(0), i);
-    }
-    view.into_dimensionality().map_err(shape_err)
 }
 
 /// One block of query rows of one head.
@@ -316,8 +299,4 @@ impl<E: GemmElem + Lanes> Block<'_, E> {
             }
         }
     }
-}
-
-fn shape_err(e: ndarray::ShapeError) -> Error {
-    Error::Invalid(format!("internal: {e}"))
 }

@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::simd::{all_finite, Elem, Lanes};
-use ndarray::{ArrayD, ArrayViewD, CowArray, IxDyn};
+use ndarray::{ArrayD, ArrayView2, ArrayViewD, Axis, CowArray, IxDyn};
 use std::mem::MaybeUninit;
 
 /// The sizes of a batch of attention heads.
@@ -32,6 +32,21 @@ impl HeadShape {
     pub fn kv_head(&self, h: usize) -> usize {
         let (b, i) = (h / self.hq, h % self.hq);
         b * self.hkv + i / (self.hq / self.hkv)
+    }
+
+    /// Query head h's rows of q (n x d) and its k/v head's rows of k (s x d) and v (s x dv), from
+    /// contiguous inputs.
+    pub fn head_slices<'a, E>(
+        &self,
+        h: usize,
+        (q, k, v): (&'a [E], &'a [E], &'a [E]),
+    ) -> (&'a [E], &'a [E], &'a [E]) {
+        let kv = self.kv_head(h);
+        (
+            &q[h * self.n * self.d..][..self.n * self.d],
+            &k[kv * self.s * self.d..][..self.s * self.d],
+            &v[kv * self.s * self.dv..][..self.s * self.dv],
+        )
     }
 
     /// The batch dims of q (everything before n).
@@ -95,6 +110,25 @@ pub(crate) fn qkv_shape(func: &str, q: &[usize], k: &[usize], v: &[usize]) -> Re
         d,
         dv,
     })
+}
+
+/// Head h's (rows x cols) view of an array broadcast to (..., rows, cols): the batch dims
+/// indexed one by one from the flat head index (row-major over the batch dims).
+pub(crate) fn head_view<'a, E>(m: ArrayViewD<'a, E>, h: usize) -> Result<ArrayView2<'a, E>> {
+    let batch = m.ndim().saturating_sub(2);
+    let mut idx = vec![0; batch];
+    let mut rest = h;
+    for a in (0..batch).rev() {
+        let len = m.shape()[a].max(1);
+        idx[a] = rest % len;
+        rest /= len;
+    }
+    let mut view = m;
+    for &i in &idx {
+        view = view.index_axis_move(Axis(0), i);
+    }
+    view.into_dimensionality()
+        .map_err(|e| Error::Invalid(format!("internal: {e}")))
 }
 
 /// An input borrowed when C-contiguous (the common case), else copied once.

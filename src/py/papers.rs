@@ -192,6 +192,18 @@ pub fn agent_attention<'py>(
     qi.half_back(o)
 }
 
+fn pool_run<'py, E: Lanes + Element>(
+    py: Python<'py>,
+    x: &Bound<'py, PyArrayDyn<E>>,
+    num_agents: usize,
+    grid: Option<(usize, usize)>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let r = read(x)?;
+    let v = r.as_array();
+    let o = compute(py, v.len(), || pool(v, num_agents, grid))?;
+    Ok(PyArray::from_owned_array(py, o).into_any())
+}
+
 #[pyfunction]
 #[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/agent_pool.txt"))]
 #[pyo3(signature = (x, num_agents, *, grid=None))]
@@ -206,16 +218,8 @@ pub fn agent_pool<'py>(
     let grid = grid_arg(grid, F)?;
     let xi = floats(py, x, F)?;
     let o = match &xi.arr {
-        Floats::F32(a) => {
-            let r = read(a)?;
-            let v = r.as_array();
-            PyArray::from_owned_array(py, compute(py, 0, || pool(v, num_agents, grid))?).into_any()
-        }
-        Floats::F64(a) => {
-            let r = read(a)?;
-            let v = r.as_array();
-            PyArray::from_owned_array(py, compute(py, 0, || pool(v, num_agents, grid))?).into_any()
-        }
+        Floats::F32(a) => pool_run(py, a, num_agents, grid)?,
+        Floats::F64(a) => pool_run(py, a, num_agents, grid)?,
     };
     xi.half_back(o)
 }

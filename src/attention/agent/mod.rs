@@ -122,20 +122,21 @@ pub fn agent_attention<E: GemmElem + Lanes>(
     let (qs, ks, vs, as_) = (qc.slice(), kc.slice(), vc.slice(), ac.slice());
     let isa = simd::active();
     let run = |_: &mut (), (h, o): (usize, &mut [MaybeUninit<E>])| {
-        let kv = hs.kv_head(h);
+        let (q, k, v) = hs.head_slices(h, (qs, ks, vs));
         let head = AgentHead {
-            q: &qs[h * hs.n * hs.d..][..hs.n * hs.d],
-            k: &ks[kv * hs.s * hs.d..][..hs.s * hs.d],
-            v: &vs[kv * hs.s * hs.dv..][..hs.s * hs.dv],
+            q,
+            k,
+            v,
             a: &as_[h * na * hs.d..][..na * hs.d],
             na,
             hs,
             scale: E::from_f64(scale),
             isa,
         };
-        head.run(h, b1.as_ref(), b2.as_ref(), o);
+        head.run(h, b1.as_ref(), b2.as_ref(), o)
     };
-    crate::threads::map_tasks(tasks, || (), run);
+    let results = crate::threads::map_tasks(tasks, || (), run);
+    results.into_iter().collect::<Result<()>>()?;
     // SAFETY: every head task wrote its n x dv outputs.
     unsafe { out.assume_init(&HeadShape::out_shape(q.shape(), hs.dv)) }
 }
@@ -158,7 +159,7 @@ impl<E: GemmElem + Lanes> AgentHead<'_, E> {
         b1: Option<&Bias<'_, E>>,
         b2: Option<&Bias<'_, E>>,
         out: &mut [MaybeUninit<E>],
-    ) {
+    ) -> Result<()> {
         let (na, s, n, d, dv) = (self.na, self.hs.s, self.hs.n, self.hs.d, self.hs.dv);
         // At = s A^T (d x na): the B of both score products.
         let mut at = vec![E::ZERO; d * na];
@@ -174,7 +175,7 @@ impl<E: GemmElem + Lanes> AgentHead<'_, E> {
             let mut s1t = vec![E::ZERO; s * na];
             small_gemm(SmallGemm::rows(s, na, d), self.k, &at, &mut s1t);
             if let Some(b) = b1 {
-                b.add_transposed(h, &mut s1t, s, na);
+                b.add_transposed(h, &mut s1t, s, na)?;
             }
             let mut sums = vec![E::ZERO; na];
             dispatch(
@@ -204,7 +205,7 @@ impl<E: GemmElem + Lanes> AgentHead<'_, E> {
                 sc,
             );
             if let Some(bias) = b2 {
-                bias.add(h, r0, sc, na);
+                bias.add(h, r0, sc, na)?;
             }
             dispatch(self.isa, SoftmaxRows { x: sc, cols: na });
             small_gemm(SmallGemm::rows(b, dv, na), sc, &va, &mut o[..b * dv]);
@@ -212,5 +213,6 @@ impl<E: GemmElem + Lanes> AgentHead<'_, E> {
                 dst.write(x);
             }
         }
+        Ok(())
     }
 }

@@ -1,9 +1,9 @@
 //! Agent attention's pooling of agents from q, and its additive biases broadcast per head.
 
-use crate::attention::heads::Contig;
+use crate::attention::heads::{head_view, Contig};
 use crate::error::{Error, Result};
 use crate::simd::Elem;
-use ndarray::{ArrayD, ArrayView2, ArrayViewD, Axis, IxDyn};
+use ndarray::{ArrayD, ArrayView2, ArrayViewD, IxDyn};
 
 /// The [start, end) of adaptive pooling bin i of `out` bins over `len` (PyTorch's
 /// adaptive_avg_pool: floor(i len / out) .. ceil((i + 1) len / out)).
@@ -117,42 +117,28 @@ impl<'a, E: Elem> Bias<'a, E> {
         Ok(Bias { arr })
     }
 
-    /// x[r, c] += bias[h][r, c] for the rows r0.. of head h.
     /// Head h's (rows x cols) view of the broadcast bias.
-    fn head(&self, h: usize) -> ArrayView2<'_, E> {
-        let mut view = self.arr.view();
-        let mut rest = h;
-        let batch = view.ndim() - 2;
-        let mut idx = vec![0; batch];
-        for a in (0..batch).rev() {
-            let len = view.shape()[a].max(1);
-            idx[a] = rest % len;
-            rest /= len;
-        }
-        for &i in &idx {
-            view = view.index_axis_move(Axis(0), i);
-        }
-        view.into_dimensionality().unwrap_or_else(|_| {
-            ArrayView2::from_shape((0, 0), &[]).unwrap_or_else(|_| unreachable!())
-        })
+    fn head(&self, h: usize) -> Result<ArrayView2<'_, E>> {
+        head_view(self.arr.view(), h)
     }
 
     /// x[r, c] += bias[h][r0 + r, c] (x: rows of `cols`).
-    pub fn add(&self, h: usize, r0: usize, x: &mut [E], cols: usize) {
-        let view = self.head(h);
+    pub fn add(&self, h: usize, r0: usize, x: &mut [E], cols: usize) -> Result<()> {
+        let view = self.head(h)?;
         for (r, row) in x.chunks_exact_mut(cols).enumerate() {
             let brow = view.row(r0 + r);
             row.iter_mut()
                 .zip(brow.iter())
                 .for_each(|(y, &b)| *y = *y + b);
         }
+        Ok(())
     }
 
     /// x[j, i] += bias[h][i, j] (x: rows x cols, the bias cols x rows), in tiles so both
     /// sides are read and written a cache line at a time.
-    pub fn add_transposed(&self, h: usize, x: &mut [E], rows: usize, cols: usize) {
+    pub fn add_transposed(&self, h: usize, x: &mut [E], rows: usize, cols: usize) -> Result<()> {
         const TILE: usize = 64;
-        let view = self.head(h);
+        let view = self.head(h)?;
         for j0 in (0..rows).step_by(TILE) {
             let j1 = (j0 + TILE).min(rows);
             for i in 0..cols {
@@ -162,5 +148,6 @@ impl<'a, E: Elem> Bias<'a, E> {
                 }
             }
         }
+        Ok(())
     }
 }

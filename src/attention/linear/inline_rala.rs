@@ -22,7 +22,6 @@ use crate::error::{Error, Result};
 use crate::linalg::GemmElem;
 use crate::simd::{all_finite, Lanes};
 use ndarray::{ArrayD, ArrayViewD};
-use std::cell::Cell;
 use std::mem::MaybeUninit;
 
 /// Which of the two forms a head computes.
@@ -111,21 +110,7 @@ fn heads<E: GemmElem + Lanes>(
         ..LinearOptions::default()
     };
     let run = |_: &mut (), (h, o): (usize, &mut [MaybeUninit<E>])| {
-        let kv = hs.kv_head(h);
-        let job = HeadJob {
-            q: &qs[h * hs.n * hs.d..][..hs.n * hs.d],
-            k: &ks[kv * hs.s * hs.d..][..hs.s * hs.d],
-            v: &vs[kv * hs.s * hs.dv..][..hs.s * hs.dv],
-            gate: gates.head(h),
-            n: hs.n,
-            s: hs.s,
-            d: hs.d,
-            dv: hs.dv,
-            opts,
-            scale: E::ONE,
-            q_finite: Cell::new(true),
-            k_finite: Cell::new(true),
-        };
+        let job = HeadJob::new(&hs, h, (qs, ks, vs), gates.head(h), opts, E::ONE);
         head(func, &job, form, o)
     };
     let results = crate::threads::map_tasks(tasks, || (), run);

@@ -83,7 +83,33 @@ pub(super) struct HeadJob<'a, E> {
     pub k_finite: Cell<bool>,
 }
 
-impl<E: GemmElem + Lanes> HeadJob<'_, E> {
+impl<'a, E: GemmElem + Lanes> HeadJob<'a, E> {
+    /// Query head h's job over contiguous q, k, v.
+    pub fn new(
+        hs: &HeadShape,
+        h: usize,
+        qkv: (&'a [E], &'a [E], &'a [E]),
+        gate: Gate<'a, E>,
+        opts: LinearOptions,
+        scale: E,
+    ) -> Self {
+        let (q, k, v) = hs.head_slices(h, qkv);
+        HeadJob {
+            q,
+            k,
+            v,
+            gate,
+            n: hs.n,
+            s: hs.s,
+            d: hs.d,
+            dv: hs.dv,
+            opts,
+            scale,
+            q_finite: Cell::new(true),
+            k_finite: Cell::new(true),
+        }
+    }
+
     /// ValueError when the maps met NaN or infinity in q or k.
     pub fn inputs_finite(&self) -> Result<()> {
         for (ok, what) in [(self.q_finite.get(), "q"), (self.k_finite.get(), "k")] {
@@ -239,21 +265,14 @@ pub fn linear_attention<E: GemmElem + Lanes>(
     };
     let (qs, ks, vs) = (qc.slice(), kc.slice(), vc.slice());
     let run = |st: &mut Vec<f64>, (h, o, s, z): HeadTask<'_, E>| {
-        let kv = hs.kv_head(h);
-        let job = HeadJob {
-            q: &qs[h * hs.n * hs.d..][..hs.n * hs.d],
-            k: &ks[kv * hs.s * hs.d..][..hs.s * hs.d],
-            v: &vs[kv * hs.s * hs.dv..][..hs.s * hs.dv],
-            gate: gates.head(h),
-            n: hs.n,
-            s: hs.s,
-            d: hs.d,
-            dv: hs.dv,
-            opts: *opts,
-            scale: E::from_f64(scale),
-            q_finite: Cell::new(true),
-            k_finite: Cell::new(true),
-        };
+        let job = HeadJob::new(
+            &hs,
+            h,
+            (qs, ks, vs),
+            gates.head(h),
+            *opts,
+            E::from_f64(scale),
+        );
         let s0 = init.as_ref().map(|(s0, z0)| {
             (
                 &s0.slice()[h * d * dv..][..d * dv],

@@ -107,7 +107,7 @@ fn agent_run<'py, E: GemmElem + Lanes + Element>(
     q: &Bound<'py, PyArrayDyn<E>>,
     (k, v): (&Bound<'py, PyAny>, &Bound<'py, PyAny>),
     extra: [Option<&Bound<'py, PyAny>>; 3],
-    opts: AgentOptions<'static, E>,
+    (num_agents, grid, scale): (usize, Option<(usize, usize)>, Option<f64>),
 ) -> PyResult<Bound<'py, PyAny>> {
     const F: &str = "agent_attention";
     let (k, v) = (float_as::<E>(py, k, F, "k")?, float_as::<E>(py, v, F, "v")?);
@@ -124,9 +124,11 @@ fn agent_run<'py, E: GemmElem + Lanes + Element>(
     let view = |i: usize| reads[i].as_ref().map(|r| r.as_array());
     let opts = AgentOptions {
         agents: view(0),
+        num_agents,
+        grid,
+        scale,
         agent_bias: view(1),
         query_bias: view(2),
-        ..opts
     };
     let (vq, vk, vv) = (rq.as_array(), rk.as_array(), rv.as_array());
     let work = vq.len().saturating_add(vk.len()).saturating_mul(64);
@@ -163,31 +165,10 @@ pub fn agent_attention<'py>(
     let grid = grid_arg(grid, F)?;
     let qi = floats(py, q, F)?;
     let extra = [agents, agent_bias, query_bias];
+    let opts = (num_agents, grid, scale);
     let o = match &qi.arr {
-        Floats::F32(a) => agent_run::<f32>(
-            py,
-            a,
-            (k, v),
-            extra,
-            AgentOptions {
-                num_agents,
-                grid,
-                scale,
-                ..Default::default()
-            },
-        )?,
-        Floats::F64(a) => agent_run::<f64>(
-            py,
-            a,
-            (k, v),
-            extra,
-            AgentOptions {
-                num_agents,
-                grid,
-                scale,
-                ..Default::default()
-            },
-        )?,
+        Floats::F32(a) => agent_run::<f32>(py, a, (k, v), extra, opts)?,
+        Floats::F64(a) => agent_run::<f64>(py, a, (k, v), extra, opts)?,
     };
     qi.half_back(o)
 }

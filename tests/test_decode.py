@@ -159,6 +159,23 @@ def test_shapes_layouts_and_dtypes():
     assert rel(h[0], want) < 3e-3
 
 
+def test_caches_sliced_along_s_broadcast_and_reversed_heads():
+    rng = np.random.default_rng(6)
+    cache_k = rng.standard_normal((2, 3, 100, 16))
+    cache_v = rng.standard_normal((2, 3, 100, 8))
+    q = rng.standard_normal((2, 6, 16))
+    views = [
+        (cache_k[:, :, :40], cache_v[:, :, :40]),  # each head's rows contiguous: borrowed
+        (cache_k[:, ::-1, 10:50], cache_v[:, ::-1, 10:50]),  # heads reversed
+        (np.broadcast_to(cache_k[:1], cache_k.shape), np.broadcast_to(cache_v[:1], cache_v.shape)),
+        (cache_k[..., ::-1], cache_v[..., ::-1]),  # not contiguous rows: copied
+    ]
+    for k, v in views:
+        out, lse = softcore.decode_attention(q, k, v, num_splits=3)
+        want, wlse = ref.decode_attention(q, k, v)
+        check(out, lse, want, wlse, np.float64)
+
+
 def test_matches_softmax_attention_with_one_query():
     rng = np.random.default_rng(4)
     q, k, v = cache(rng, 2, 2, 2, 300, 32, 32, np.float32)

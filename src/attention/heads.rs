@@ -131,6 +131,38 @@ pub(crate) fn head_view<'a, E>(m: ArrayViewD<'a, E>, h: usize) -> Result<ArrayVi
         .map_err(|e| Error::Invalid(format!("internal: {e}")))
 }
 
+/// The (rows x cols) block of every head of `a` (heads: the dims before the last two,
+/// row-major) as a slice, borrowed when every block is contiguous (unit column stride, row
+/// stride = cols), as a KV cache sliced along its sequence axis is; None otherwise.
+pub(crate) fn head_blocks<'a, E>(a: &ArrayViewD<'a, E>) -> Option<Vec<&'a [E]>> {
+    let nd = a.ndim();
+    if nd < 2 {
+        return None;
+    }
+    let (lead, rows, cols) = (&a.shape()[..nd - 2], a.shape()[nd - 2], a.shape()[nd - 1]);
+    let st = a.strides();
+    let heads: usize = lead.iter().product();
+    if rows * cols == 0 {
+        return Some(vec![&[][..]; heads]);
+    }
+    if (cols > 1 && st[nd - 1] != 1) || (rows > 1 && st[nd - 2] != cols as isize) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(heads);
+    for h in 0..heads {
+        let (mut rest, mut off) = (h, 0isize);
+        for ax in (0..nd - 2).rev() {
+            off += (rest % lead[ax]) as isize * st[ax];
+            rest /= lead[ax];
+        }
+        // SAFETY: `off` is the offset of element (head h, 0, 0) of the view, and the view holds
+        // rows x cols elements from there contiguously (unit column stride, row stride cols,
+        // checked above), all borrowed for 'a.
+        out.push(unsafe { std::slice::from_raw_parts(a.as_ptr().offset(off), rows * cols) });
+    }
+    Some(out)
+}
+
 /// An input borrowed when C-contiguous (the common case), else copied once.
 pub(crate) struct Contig<'a, E> {
     arr: CowArray<'a, E, IxDyn>,

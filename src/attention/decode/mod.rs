@@ -15,7 +15,7 @@ mod split;
 #[cfg(test)]
 mod tests;
 
-use super::heads::{check_finite, qkv_shape, Contig};
+use super::heads::{check_finite, head_blocks, qkv_shape, Contig};
 use crate::error::{Error, Result};
 use crate::simd::{self, Lanes};
 use merge::{merge_row, Partials};
@@ -99,17 +99,24 @@ pub fn decode_attention<E: Lanes>(
     let qc = Contig::new(q);
     check_finite(F, "q", qc.slice())?;
     let qs: Vec<E> = qc.slice().iter().map(|&x| x * E::from_f64(scale)).collect();
-    let (kc, vc) = (Contig::new(k), Contig::new(v));
+    // Each k/v head's rows borrowed in place when they are contiguous (a cache sliced along s
+    // is), else the whole input copied once.
+    let (kh, vh) = (head_blocks(&k), head_blocks(&v));
+    let (kc, vc) = (
+        kh.is_none().then(|| Contig::new(k)),
+        vh.is_none().then(|| Contig::new(v)),
+    );
+    let kheads = per_head(&kc, kh, hs.s * hs.d);
+    let vheads = per_head(&vc, vh, hs.s * hs.dv);
     let job = Job {
         q: &qs,
-        k: kc.slice(),
-        v: vc.slice(),
+        k: &kheads,
+        v: &vheads,
         lens: &lens,
         group_len: &group_len,
         g,
         d: hs.d,
         dv: hs.dv,
-        s: hs.s,
         splits,
         isa: simd::active(),
     };
@@ -143,6 +150,18 @@ pub fn decode_attention<E: Lanes>(
         ArrayD::from_shape_vec(IxDyn(&qshape[..nq - 1]), lse).map_err(shape_err)?,
         info,
     ))
+}
+
+/// Every k/v head's rows: the borrowed blocks, or `len`-element chunks of the copy.
+fn per_head<'a, E: Lanes>(
+    copy: &'a Option<Contig<'_, E>>,
+    blocks: Option<Vec<&'a [E]>>,
+    len: usize,
+) -> Vec<&'a [E]> {
+    blocks.unwrap_or_else(|| {
+        let all = copy.as_ref().map_or(&[][..], |c| c.slice());
+        all.chunks(len.max(1)).collect()
+    })
 }
 
 /// The valid length of every query head's cache: kv_len 0-d, per sequence (q.shape[:-2]) or per
@@ -189,14 +208,14 @@ fn kv_lens(
 struct Job<'a, E> {
     /// Scaled queries, heads x d (the heads of group gi are gi g .. (gi + 1) g).
     q: &'a [E],
-    k: &'a [E],
-    v: &'a [E],
+    /// Every k/v head's rows (s x d and s x dv).
+    k: &'a [&'a [E]],
+    v: &'a [&'a [E]],
     lens: &'a [usize],
     group_len: &'a [usize],
     g: usize,
     d: usize,
     dv: usize,
-    s: usize,
     splits: usize,
     isa: simd::Isa,
 }
@@ -256,13 +275,13 @@ impl<E: Lanes> Job<'_, E> {
     ) {
         let (lo, hi) = self.range(self.group_len[gi], si);
         let visible: Vec<usize> = lens.iter().map(|&l| l.min(hi).saturating_sub(lo)).collect();
-        let (kh, vh) = (gi * self.s, gi * self.s);
+        let (kh, vh) = (self.k[gi], self.v[gi]);
         split_partial(
             self.isa,
             SplitPartial {
                 q,
-                k: &self.k[(kh + lo) * self.d..(kh + hi) * self.d],
-                v: &self.v[(vh + lo) * self.dv..(vh + hi) * self.dv],
+                k: &kh[lo * self.d..hi * self.d],
+                v: &vh[lo * self.dv..hi * self.dv],
                 visible: &visible,
                 unified: phi,
                 scores,

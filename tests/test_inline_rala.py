@@ -62,7 +62,13 @@ def test_rala_matches_official_formula(n, s, d, dv, heads, dtype, seed, scale, e
     out = softcore.rala_attention(q, k, v, scale=scale, eps=eps)
     want = ref.rala_attention(q, k, v, scale=scale, eps=eps)
     assert out.dtype == dtype and out.shape == want.shape
-    assert rel(out, want) <= TOL[dtype]
+    # The key softmax's logits s mean(phi(q)) . phi(k) reach ~170 at scale 3 and d ~ 60: in f32
+    # their rounding alone (ulp 1.5e-5 there) moves the weights by that much relative.
+    elu1 = lambda x: np.where(x > 0, x + 1.0, np.exp(np.minimum(x, 0.0)))  # noqa: E731
+    s_ = d**-0.5 if scale is None else scale
+    logits = s_ * d * elu1(q.astype(np.float64)).mean(-2).max() * elu1(k.astype(np.float64)).max()
+    ulp = float(np.finfo(dtype).eps) * max(logits, 1.0)
+    assert rel(out, want) <= TOL[dtype] + 2 * ulp
 
 
 def test_rala_online_softmax_over_many_blocks_and_large_logits():

@@ -39,7 +39,14 @@ def test_exact_matches_reference(n, s1, s2, d, dv, heads, dtype, seed):
     out = softcore.tensor_attention(*x)
     want = ref.tensor_attention(*x)
     assert out.dtype == dtype and out.shape == want.shape
-    assert rel(out, want) <= TOL[dtype]
+    # Relative to the weighted sum of |v1 o v2|: where the output is a cancellation of O(1)
+    # terms (n = 1, d = 1 draws), its own norm says nothing about the arithmetic. Plus the
+    # rounding of the logits themselves (up to ~90 for d = 1 draws): eps |x| relative per weight.
+    scale = ref.tensor_attention(*x[:3], np.abs(x[3]), np.abs(x[4]))
+    q, k1, k2 = (np.asarray(a, np.float64) for a in x[:3])
+    logit = d**-0.5 * np.abs(q).max() * np.abs(k1).max() * np.abs(k2).max() * d
+    tol = TOL[dtype] + 2 * float(np.finfo(dtype).eps) * logit
+    assert np.linalg.norm(out - want) <= tol * np.linalg.norm(scale)
 
 
 @given(

@@ -276,6 +276,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn contig_copies_any_layout_in_order() {
+        let a =
+            ndarray::Array3::from_shape_fn((3, 5, 4), |(i, j, k)| (i * 100 + j * 10 + k) as f64);
+        let first = a.slice(ndarray::s![..1, .., ..]);
+        let views = [
+            a.view().into_dyn(),
+            a.slice(ndarray::s![.., 1..4, ..]).into_dyn(),
+            a.slice(ndarray::s![..;-1, .., ..;2]).into_dyn(),
+            a.view().permuted_axes([2, 0, 1]).into_dyn(),
+            first.broadcast((2, 3, 5, 4)).expect("broadcast").into_dyn(),
+        ];
+        for v in views {
+            let want: Vec<f64> = v.iter().copied().collect();
+            assert_eq!(
+                Contig::new(v.clone()).slice(),
+                &want[..],
+                "shape {:?}",
+                v.shape()
+            );
+        }
+        let blocks = head_blocks(&a.slice(ndarray::s![.., 1..4, ..]).into_dyn()).expect("rows");
+        assert_eq!(blocks.len(), 3);
+        assert_eq!(blocks[2][0], 210.0);
+        assert!(head_blocks(&a.slice(ndarray::s![.., .., ..;2]).into_dyn()).is_none());
+    }
+
+    #[test]
     fn grouped_heads_and_errors() {
         let s = qkv_shape("f", &[2, 8, 5, 4], &[2, 2, 7, 4], &[2, 2, 7, 3]).expect("shape");
         assert_eq!(

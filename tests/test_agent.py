@@ -105,3 +105,8 @@ def test_errors():
     with pytest.raises(TypeError):
         softcore.agent_pool(np.ones((3, 2), int), 2)
     assert softcore.agent_attention(q, k, v, num_agents=2**70 // 2**60).shape == (2, 5, 3)
+    for huge in (2**70, 2**40):
+        with pytest.raises(ValueError, match="num_agents"):
+            softcore.agent_attention(q, k, v, num_agents=huge)
+        with pytest.raises(ValueError, match="num_agents"):
+            softcore.agent_pool(np.ones((3, 0)), huge)

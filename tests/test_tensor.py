@@ -113,6 +113,9 @@ def test_errors():
         f(q, k, k, v, np.full((5, 2), np.nan))
     with pytest.raises(ValueError, match="degree"):
         f(q, k, k, v, v, degree=-1)
+    for huge in (2**70, 2**21):
+        with pytest.raises(ValueError, match="features"):
+            f(np.ones((3, 1)), np.ones((5, 1)), np.ones((5, 1)), v, v, degree=huge)
     assert f(q.astype(np.float16), k, k, v, v).dtype == np.float16
     # Nothing visible (causal with n > s): rows of 0.
     out = f(np.ones((4, 4)), np.ones((2, 4)), np.ones((2, 4)), v[:2], v[:2], causal=True)

@@ -455,7 +455,7 @@ def agent_attention(
     Raises:
         TypeError: non-float inputs. ValueError: shapes, biases that do not broadcast, NaN/inf
         in q, k, v or agents, a grid that does not hold n tokens, a non-square num_agents
-        with a grid.
+        with a grid, num_agents outside [1, 2**20].
     """
 
 def agent_pool(
@@ -465,7 +465,7 @@ def agent_pool(
     Agent attention pools its agents from q: bins ``floor(i n / na) .. ceil((i + 1) n / na)``
     (PyTorch's ``adaptive_avg_pool1d``); with ``grid=(h, w)`` (h w = n, tokens row-major) the
     2-D form (``adaptive_avg_pool2d`` to p x p, p = sqrt(num_agents), agents row-major).
-    Sums in float64.
+    Sums in float64. ValueError for num_agents outside [1, 2**20].
 
     Example:
         >>> softcore.agent_pool(np.arange(10.0).reshape(5, 2), 2)
@@ -512,8 +512,8 @@ def tensor_attention(
 
     Raises:
         TypeError: non-float inputs. ValueError: shapes, NaN/inf, windows < 1, causal with
-        s1 != s2, degree with causal or windows, too many features for the degree, a
-        non-positive normaliser.
+        s1 != s2, degree with causal or windows, a degree needing more than 2**20 features
+        (``sum_t d^t``), a non-positive normaliser.
 
     Example:
         >>> q = np.zeros((1, 2)); k = np.ones((2, 2)); v = np.array([[1.0], [3.0]])

@@ -5,6 +5,9 @@ use crate::error::{Error, Result};
 use crate::simd::Elem;
 use ndarray::{ArrayD, ArrayView2, ArrayViewD, IxDyn};
 
+/// Most agents `agent_pool` makes.
+const MAX_AGENTS: usize = 1 << 20;
+
 /// The [start, end) of adaptive pooling bin i of `out` bins over `len` (PyTorch's
 /// adaptive_avg_pool: floor(i len / out) .. ceil((i + 1) len / out)).
 fn bin(i: usize, out: usize, len: usize) -> (usize, usize) {
@@ -32,9 +35,11 @@ pub fn agent_pool<E: Elem>(
         )));
     }
     let (n, d) = (x.shape()[nd - 2], x.shape()[nd - 1]);
-    if num_agents == 0 {
+    // Bins, not memory, bound this: beyond 2^20 agents is no pooling anyone asks for, and
+    // a huge count must be an error, not a loop over it or an allocation failure.
+    if num_agents == 0 || num_agents > MAX_AGENTS {
         return Err(Error::Invalid(format!(
-            "{F}: num_agents must be >= 1, got 0"
+            "{F}: num_agents must be in [1, {MAX_AGENTS}], got {num_agents}"
         )));
     }
     if n == 0 {
@@ -79,7 +84,13 @@ pub fn agent_pool<E: Elem>(
     let batch: usize = x.shape()[..nd - 2].iter().product();
     let xc = Contig::new(x.view());
     let xs = xc.slice();
-    let mut out = Vec::with_capacity(batch * num_agents * d);
+    let len = batch
+        .checked_mul(num_agents)
+        .and_then(|x| x.checked_mul(d))
+        .ok_or_else(|| Error::Invalid(format!("{F}: the output is too large")))?;
+    let mut out = Vec::new();
+    out.try_reserve_exact(len)
+        .map_err(|_| Error::Invalid(format!("{F}: cannot allocate {len} outputs")))?;
     let mut acc = vec![0.0f64; d];
     for b in 0..batch {
         let xb = &xs[b * n * d..(b + 1) * n * d];

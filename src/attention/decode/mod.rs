@@ -120,7 +120,9 @@ pub fn decode_attention<E: Lanes>(
         splits,
         isa: simd::active(),
     };
+    // phi in the element type, and the merge's lse from that same rounded value.
     let phi = opts.unified_max.map(E::from_f64);
+    let phi64 = phi.map(|p| p.to_f64());
     let partials = job.partials(phi)?;
     let mut out = vec![E::ZERO; heads * hs.dv];
     let mut lse = vec![E::ZERO; heads];
@@ -128,7 +130,7 @@ pub fn decode_attention<E: Lanes>(
     for h in 0..heads {
         let p = partials.head(h);
         let row = &mut out[h * hs.dv..(h + 1) * hs.dv];
-        if !merge_row(&p, lens[h], opts.unified_max, row, &mut lse[h]) {
+        if !merge_row(&p, lens[h], phi64, row, &mut lse[h]) {
             fallback.push(h);
         }
     }

@@ -52,8 +52,13 @@ pub(super) fn run<E: GemmElem + Lanes>(
     let (d, dv) = (hs.d, hs.dv);
     let mut feats = 0usize;
     let mut pow = 1usize;
+    // Every degree adds at least one feature, so this stops within MAX_FEATURES + 1 steps
+    // whatever g is (a huge degree is an error, not a hang).
     for _ in 0..=g {
         feats = feats.saturating_add(pow);
+        if feats > MAX_FEATURES {
+            break;
+        }
         pow = pow.saturating_mul(d);
     }
     if feats > MAX_FEATURES {

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import softcore
 from attention_compare import interleaved, row
+from softcore._bench_papers import numpy_agent, numpy_inline, numpy_rala, numpy_tensor
 
 try:
     import torch
@@ -70,32 +71,6 @@ def decode(rounds):
     threads(1)
 
 
-def elu1(x):
-    return np.where(x > 0, x + 1, np.exp(np.minimum(x, 0)))
-
-
-def numpy_inline(q, k, v):
-    """InLine as the official layer writes it (identity map), in NumPy."""
-    n, d = k.shape[-2], q.shape[-1]
-    c = (d**-0.5 / n) ** 0.5
-    kv = (np.swapaxes(k, -1, -2) * c) @ (v * c)
-    km = k.mean(-2, keepdims=True)
-    return q @ kv + (1 - q @ np.swapaxes(km, -1, -2) * d**-0.5) * v.mean(-2, keepdims=True)
-
-
-def numpy_rala(q, k, v):
-    """RALA's core as the official layer writes it (without RoPE and LePE), in NumPy."""
-    n, d = k.shape[-2], q.shape[-1]
-    fq, fk = elu1(q), elu1(k)
-    eff = d**-0.5 * fq.mean(-2, keepdims=True) @ np.swapaxes(fk, -1, -2)
-    eff = np.exp(eff - eff.max(-1, keepdims=True))
-    eff = np.swapaxes(eff / eff.sum(-1, keepdims=True), -1, -2)
-    kk = fk * eff * n
-    z = 1 / (fq @ np.swapaxes(kk.mean(-2, keepdims=True), -1, -2) + 1e-6)
-    kv = (np.swapaxes(kk, -1, -2) * n**-0.5) @ (v * n**-0.5)
-    return fq @ kv * z
-
-
 def linear_forms(rounds):
     """InLine and RALA at (8, 16384, 64) against NumPy transcriptions of the official code."""
     threads(1)
@@ -121,21 +96,6 @@ def linear_forms(rounds):
     )
 
 
-def numpy_agent(q, k, v, na=49):
-    """Agent attention as the official layer writes it (agents pooled from q), in NumPy."""
-    b, n, d = q.shape
-    edges = [(i * n // na, -((-(i + 1) * n) // na)) for i in range(na)]
-    a = np.stack([q[:, x:y].mean(1) for x, y in edges], 1)
-    s = d**-0.5
-
-    def softmax(x):
-        e = np.exp(x - x.max(-1, keepdims=True))
-        return e / e.sum(-1, keepdims=True)
-
-    va = softmax(s * a @ np.swapaxes(k, -1, -2)) @ v
-    return softmax(s * q @ np.swapaxes(a, -1, -2)) @ va
-
-
 def agent(rounds):
     """agent_attention (8, 4096, 64), 49 agents, against the NumPy transcription."""
     threads(1)
@@ -147,19 +107,6 @@ def agent(rounds):
         lambda: softcore.agent_attention(q, k, v),
         rounds,
     )
-
-
-def numpy_tensor(q, k1, k2, v1, v2, chunk=16):
-    """Exact tensor attention in NumPy, chunked over queries (chunk x s x s scores at a time)."""
-    n, d = q.shape
-    out = np.empty((n, v1.shape[-1]), q.dtype)
-    for i0 in range(0, n, chunk):
-        qs = q[i0 : i0 + chunk] * d**-0.5
-        x = (qs[:, None, :] * k1[None]) @ k2.T  # (c, s1, s2)
-        x = np.exp(x - x.max((1, 2), keepdims=True))
-        num = ((x @ v2) * v1[None]).sum(1)
-        out[i0 : i0 + chunk] = num / x.sum((1, 2))[:, None]
-    return out
 
 
 def tensor(rounds):

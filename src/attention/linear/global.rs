@@ -100,6 +100,8 @@ pub(super) fn query_pass<E: GemmElem + Lanes>(
     let mut xc = vec![E::ZERO; BLOCK * d];
     let mut o = vec![E::ZERO; BLOCK * dv];
     let mut dn = [E::ZERO; BLOCK];
+    let zero = vec![E::ZERO; dv];
+    let bias = bias.unwrap_or(&zero);
     for r0 in (0..job.n).step_by(BLOCK) {
         let b = BLOCK.min(job.n - r0);
         job.phi_q(&job.q[r0 * d..(r0 + b) * d], &mut xc[..b * d]);
@@ -115,8 +117,6 @@ pub(super) fn query_pass<E: GemmElem + Lanes>(
                 });
             }
         } else {
-            let zero = vec![E::ZERO; dv];
-            let bias = bias.unwrap_or(&zero);
             for (orow, drow) in o.chunks_exact(dv).zip(dst.chunks_exact_mut(dv)) {
                 for ((y, &v), &c) in drow.iter_mut().zip(orow).zip(bias) {
                     y.write(v + c);

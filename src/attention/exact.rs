@@ -21,6 +21,15 @@ use std::mem::MaybeUninit;
 /// each K and V tile.
 const QUERY_BLOCK: usize = 64;
 const KEY_BLOCK: usize = 256;
+/// Row stride of a K^T tile: KEY_BLOCK keys plus 16 elements, so the d rows of a tile are not
+/// 1 KiB apart (a multiple of 4 KiB / 4: a column panel's rows would share a quarter of L1's
+/// sets and evict each other).
+const TILE_LD: usize = KEY_BLOCK + 16;
+
+/// Elements of one head's K^T tiles.
+fn tiles_len(s: usize, d: usize) -> usize {
+    s.div_ceil(KEY_BLOCK) * d * TILE_LD
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct ExactOptions<'a> {
@@ -129,7 +138,7 @@ pub fn softmax_attention<E: GemmElem + Lanes>(
             let head_mask = mask.as_ref().map(|m| head_view(m.view(), h)).transpose()?;
             let block = Block {
                 q: &qs[(h * hs.n + r0) * hs.d..][..lb.len() * hs.d],
-                kt: &kts[kv * hs.s * hs.d..][..hs.s * hs.d],
+                kt: &kts[kv * tiles_len(hs.s, hs.d)..][..tiles_len(hs.s, hs.d)],
                 v: &vs[kv * hs.s * hs.dv..][..hs.s * hs.dv],
                 r0,
                 hs,
@@ -148,20 +157,21 @@ pub fn softmax_attention<E: GemmElem + Lanes>(
 }
 
 /// Every k/v head's keys (s x d) as K^T per tile of KEY_BLOCK keys: tile t (keys j0 = t KB ..
-/// j0 + w, w = min(KB, s - j0)) at offset j0 d of the head, d rows of w. Once per call, so every
-/// query block's S = Q K^T reads a contiguous tile.
+/// j0 + w, w = min(KB, s - j0)) at offset t d TILE_LD of the head, d rows of w (row stride
+/// TILE_LD). Once per call, so every query block's S = Q K^T reads a contiguous tile.
 fn key_tiles<E: Copy + Default>(k: &[E], s: usize, d: usize) -> Vec<E> {
-    let mut out = vec![E::default(); k.len()];
     if s * d == 0 {
-        return out;
+        return Vec::new();
     }
-    for (src, dst) in k.chunks_exact(s * d).zip(out.chunks_exact_mut(s * d)) {
-        for j0 in (0..s).step_by(KEY_BLOCK) {
+    let per_head = tiles_len(s, d);
+    let mut out = vec![E::default(); k.len() / (s * d) * per_head];
+    for (src, dst) in k.chunks_exact(s * d).zip(out.chunks_exact_mut(per_head)) {
+        for (t, tile) in dst.chunks_exact_mut(d * TILE_LD).enumerate() {
+            let j0 = t * KEY_BLOCK;
             let w = KEY_BLOCK.min(s - j0);
-            let tile = &mut dst[j0 * d..(j0 + w) * d];
             for (jj, row) in src[j0 * d..(j0 + w) * d].chunks_exact(d).enumerate() {
                 for (c, &x) in row.iter().enumerate() {
-                    tile[c * w + jj] = x;
+                    tile[c * TILE_LD + jj] = x;
                 }
             }
         }
@@ -216,20 +226,20 @@ impl<E: GemmElem + Lanes> Block<'_, E> {
             let j1 = (j0 + KEY_BLOCK).min(kmax);
             let bk = j1 - j0;
             let tile = &mut sc.sc[..rows * bk];
-            // S = Q K^T from this key tile's K^T (d rows of `width` keys, laid out once per
-            // call by `key_tiles`): the small product's B, contiguous, no packing per block.
-            let width = KEY_BLOCK.min(self.hs.s - j0);
+            // S = Q K^T from this key tile's K^T (d rows of up to KEY_BLOCK keys, laid out
+            // once per call by `key_tiles`): the small product's B, no packing per block.
             let g = SmallGemm {
                 m: rows,
                 n: bk,
                 k: d,
                 ars: d,
                 acs: 1,
-                ldb: width,
+                ldb: TILE_LD,
                 ldc: bk,
                 accumulate: false,
             };
-            small_gemm(g, &sc.qs, &self.kt[j0 * d..], tile);
+            let t = j0 / KEY_BLOCK;
+            small_gemm(g, &sc.qs, &self.kt[t * d * TILE_LD..], tile);
             let crosses = j1 > hi0 || j0 < lo1;
             if crosses || self.mask.is_some() {
                 self.mask_tile(tile, bk, j0);
@@ -283,16 +293,15 @@ impl<E: GemmElem + Lanes> Block<'_, E> {
         for (r, row) in tile.chunks_exact_mut(bk).enumerate() {
             let i = self.r0 + r;
             let (lo, hi) = self.vis.range(i);
-            for (c, x) in row.iter_mut().enumerate() {
-                let j = j0 + c;
-                if j < lo || j >= hi {
-                    *x = E::NEG_INFINITY;
-                }
-            }
+            // The visible keys of the row are one run [lo, hi): fill what lies either side.
+            let a = lo.saturating_sub(j0).min(bk);
+            let b = hi.saturating_sub(j0).clamp(a, bk);
+            row[..a].fill(E::NEG_INFINITY);
+            row[b..].fill(E::NEG_INFINITY);
             if let Some(m) = &self.mask {
                 let mrow = m.row(i);
-                for (c, x) in row.iter_mut().enumerate() {
-                    if !mrow[j0 + c] {
+                for (x, &keep) in row.iter_mut().zip(mrow.iter().skip(j0)) {
+                    if !keep {
                         *x = E::NEG_INFINITY;
                     }
                 }

@@ -119,7 +119,14 @@ impl<E: Lanes> Kernel<E> for Product<'_, E> {
     }
 }
 
-/// Every MR x NV block of C, then the leftover rows one at a time.
+/// Bytes of B one pass of `panels` keeps in L1 across its row blocks: half the smallest L1d of
+/// the x86 kinds softcore targets (32 KiB), leaving room for A's rows and C.
+const B_PANEL_BYTES: usize = 16 * 1024;
+
+/// The reduction in passes of KC rows of B, so a KC x (NV vectors) panel of B stays in L1
+/// while every row block of A streams past it (a 256 x 64 f32 V tile is 64 KiB: one pass
+/// over all of it per row block would read B from L2). C holds the exact partial sums between
+/// passes (the accumulators are in E), so the result is bitwise that of one pass.
 ///
 /// # Safety
 /// The operands hold every element of the shapes and strides in `g`.
@@ -130,35 +137,87 @@ unsafe fn blocks<S: Simd, const MR: usize, const NV: usize>(
     b: *const S::E,
     c: *mut S::E,
 ) {
+    let kc = (B_PANEL_BYTES / (NV * S::LANES * std::mem::size_of::<S::E>())).max(8);
+    let mut l0 = 0;
+    loop {
+        let l1 = (l0 + kc).min(g.k);
+        let part = SmallGemm {
+            k: l1 - l0,
+            accumulate: g.accumulate || l0 > 0,
+            ..g
+        };
+        // SAFETY: rows l0..l1 of B and columns l0..l1 of op(A) lie inside the shapes.
+        unsafe { panels::<S, MR, NV>(part, a.add(l0 * g.acs), b.add(l0 * g.ldb), c) };
+        l0 = l1;
+        if l0 >= g.k {
+            break;
+        }
+    }
+}
+
+/// Every MR x NV block of C, then the leftover rows as one smaller block (a 64-row product
+/// on 6-row blocks leaves 4 rows: one at a time they would load a B row per 4 FMAs).
+///
+/// # Safety
+/// The operands hold every element of the shapes and strides in `g`.
+#[inline(always)]
+unsafe fn panels<S: Simd, const MR: usize, const NV: usize>(
+    g: SmallGemm,
+    a: *const S::E,
+    b: *const S::E,
+    c: *mut S::E,
+) {
     let width = NV * S::LANES;
     let mut j0 = 0;
     while j0 < g.n {
         let cols = (g.n - j0).min(width);
-        let mut i0 = 0;
-        // SAFETY: rows i0.. i0 + MR (or + 1) and columns j0.. j0 + cols lie inside the shapes.
+        // SAFETY: rows i0.. i0 + R and columns j0.. j0 + cols lie inside the shapes.
         unsafe {
+            let at = |i0: usize| (a.add(i0 * g.ars), b.add(j0), c.add(i0 * g.ldc + j0));
+            let mut i0 = 0;
             while i0 + MR <= g.m {
-                block::<S, MR, NV>(
-                    g,
-                    a.add(i0 * g.ars),
-                    b.add(j0),
-                    c.add(i0 * g.ldc + j0),
-                    cols,
-                );
+                let (a, b, c) = at(i0);
+                block_cols::<S, MR, NV>(g, a, b, c, cols);
                 i0 += MR;
             }
-            while i0 < g.m {
-                block::<S, 1, NV>(
-                    g,
-                    a.add(i0 * g.ars),
-                    b.add(j0),
-                    c.add(i0 * g.ldc + j0),
-                    cols,
-                );
-                i0 += 1;
+            let (a, b, c) = at(i0);
+            match g.m - i0 {
+                0 => {}
+                1 => block_cols::<S, 1, NV>(g, a, b, c, cols),
+                2 => block_cols::<S, 2, NV>(g, a, b, c, cols),
+                3 => block_cols::<S, 3, NV>(g, a, b, c, cols),
+                4 => block_cols::<S, 4, NV>(g, a, b, c, cols),
+                r => {
+                    // MR = 6: five rows left.
+                    debug_assert!(r == 5 && MR == 6);
+                    block_cols::<S, 5, NV>(g, a, b, c, cols)
+                }
             }
         }
         j0 += width;
+    }
+}
+
+/// `block` with the column count fixed at the full width where it is (no masked loads or
+/// stores in the reduction), and masked at the right edge.
+///
+/// # Safety
+/// As `block`.
+#[inline(always)]
+unsafe fn block_cols<S: Simd, const R: usize, const NV: usize>(
+    g: SmallGemm,
+    a: *const S::E,
+    b: *const S::E,
+    c: *mut S::E,
+    cols: usize,
+) {
+    // SAFETY: forwarded.
+    unsafe {
+        if cols == NV * S::LANES {
+            block::<S, R, NV, true>(g, a, b, c, cols)
+        } else {
+            block::<S, R, NV, false>(g, a, b, c, cols)
+        }
     }
 }
 
@@ -168,7 +227,7 @@ unsafe fn blocks<S: Simd, const MR: usize, const NV: usize>(
 /// a: R rows (stride ars) of k elements (stride acs); b: k rows (stride ldb) of `cols`; c: R
 /// rows (stride ldc) of `cols`.
 #[inline(always)]
-unsafe fn block<S: Simd, const R: usize, const NV: usize>(
+unsafe fn block<S: Simd, const R: usize, const NV: usize, const FULL: bool>(
     g: SmallGemm,
     a: *const S::E,
     b: *const S::E,
@@ -176,7 +235,13 @@ unsafe fn block<S: Simd, const R: usize, const NV: usize>(
     cols: usize,
 ) {
     let w = S::LANES;
-    let lane = |v: usize| cols.saturating_sub(v * w).min(w);
+    let lane = |v: usize| {
+        if FULL {
+            w
+        } else {
+            cols.saturating_sub(v * w).min(w)
+        }
+    };
     let zero = S::splat(S::E::ZERO);
     let mut acc = [[zero; NV]; R];
     // SAFETY (whole body): lanes beyond `cols` are neither read nor written (load_upto and
@@ -255,7 +320,8 @@ mod tests {
         crate::test_support::for_each_isa(|isa| {
             for m in [1, 3, 4, 5, 6, 7, 12, 13] {
                 for n in [1, 7, 8, 15, 16, 17, 33, 64, 65, 70] {
-                    for k in [0, 1, 5, 64] {
+                    // k past one and several B passes (64 rows at 512-bit, 256 at 256-bit).
+                    for k in [0, 1, 5, 64, 65, 130, 300] {
                         let g = SmallGemm::rows(m, n, k);
                         run_case::<f32>(isa, g);
                         run_case::<f64>(isa, g.accumulate());

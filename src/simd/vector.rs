@@ -209,7 +209,7 @@ impl Elem for f64 {
     const NAN: Self = f64::NAN;
     const LOWEST: Self = f64::MIN;
     const LOG2E: Self = std::f64::consts::LOG2_E;
-    // fdlibm's split: LN2_HI has 32 trailing zero bits.
+    // fdlibm's split: LN2_HI has 21 trailing zero bits (n * LN2_HI exact for |n| < 2^21).
     const LN2_HI: Self = f64::from_bits(0x3fe6_2e42_fee0_0000);
     const LN2_LO: Self = f64::from_bits(0x3dea_39ef_3579_3c76);
     const EXP_Q: &'static [Self] = &[

@@ -20,8 +20,8 @@ use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
 use rayon::prelude::*;
 use std::borrow::Cow;
 
-/// Elements per parallel task.
-const TASK_ELEMS: usize = 1 << 15;
+/// Elements per parallel task (of every row-wise softmax-family kernel).
+pub(crate) const TASK_ELEMS: usize = 1 << 15;
 /// Rows at least this long are split into chunks (two-pass and log-softmax only).
 const LONG_ROW: usize = 1 << 18;
 const LONG_CHUNK: usize = 1 << 16;

@@ -6,13 +6,12 @@
 //! invariant, and eps becomes eps / m^p, so no power overflows (x^p overflows f32 from |x| ~ 4e9
 //! at p = 4, and f64 from ~1e77). Powers and sums are in double precision.
 
+// Elements per parallel task: the softmax driver's, fixed, independent of the thread count.
+use super::driver::TASK_ELEMS;
 use crate::error::{normalize_axis, Error, Result};
 use crate::simd::Elem;
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use rayon::prelude::*;
-
-/// Rows (outer index blocks) per parallel task; fixed, independent of the thread count.
-const ELEMS_PER_TASK: usize = 1 << 15;
 
 /// One (n x inner) block: lane i holds x[j * inner + i] for j < n. `kept` = None keeps all.
 fn block<E: Elem>(x: &[E], kept: Option<&[bool]>, y: &mut [E], n: usize, p: i32, eps: f64) {
@@ -109,7 +108,7 @@ pub fn power_softmax<E: Elem>(
     let mut out = vec![E::ZERO; xs.len()];
     let len = n * inner;
     if len > 0 {
-        let per = len * (ELEMS_PER_TASK / len).max(1);
+        let per = len * (TASK_ELEMS / len).max(1);
         crate::threads::install(|| {
             out.par_chunks_mut(per).enumerate().for_each(|(c, yc)| {
                 let base = c * per;

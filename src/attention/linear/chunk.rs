@@ -71,6 +71,7 @@ pub(super) fn noncausal<E: GemmElem + Lanes>(
         let b = global::BLOCK.min(job.s - r0);
         job.phi_k(&job.k[r0 * d..(r0 + b) * d], &mut xc[..b * d]);
         let vb = &job.v[r0 * dv..(r0 + b) * dv];
+        job.check_v(vb);
         gemm_rows(E::ZERO, &mut t, (d, dv, b), E::ONE, &xc, true, vb, false);
         col_sums(&xc[..b * d], d, &mut zs);
         state_update(st, dv, &t, &zs, &ones);

@@ -3,7 +3,8 @@
 //! so a row is not one long chain of dependent adds.
 
 use crate::simd::{self, dispatch, Kernel, Lanes, Simd};
-use crate::softmax::online_tile::load_upto;
+use crate::softmax::online_tile::{load_upto, store_upto};
+use std::mem::MaybeUninit;
 
 struct RowDots<'a, E> {
     x: &'a [E],
@@ -50,4 +51,52 @@ impl<E: Lanes> Kernel<E> for RowDots<'_, E> {
 /// den_i += x_i . z for the rows of x (z.len() elements each).
 pub(super) fn add_dots<E: Lanes>(x: &[E], z: &[E], den: &mut [E]) {
     dispatch(simd::active(), RowDots { x, z, den })
+}
+
+/// out_r = f(den_r) o_r for rows of `dv` elements (the output's normalisation, vectorised:
+/// the output is written once, here).
+struct ScaleRowsInto<'a, E, F> {
+    o: &'a [E],
+    den: &'a [E],
+    f: F,
+    dv: usize,
+    out: &'a mut [MaybeUninit<E>],
+}
+
+impl<E: Lanes, F: Fn(E) -> E> Kernel<E> for ScaleRowsInto<'_, E, F> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd<E = E>>(self) {
+        let (dv, w) = (self.dv, S::LANES);
+        if dv == 0 {
+            return;
+        }
+        let rows = self.o.chunks_exact(dv).zip(self.den);
+        for ((orow, &dn), dst) in rows.zip(self.out.chunks_exact_mut(dv)) {
+            let c = S::splat((self.f)(dn));
+            let (po, pd) = (orow.as_ptr(), dst.as_mut_ptr().cast::<E>());
+            let mut j = 0;
+            // SAFETY: orow and dst hold dv elements; every access is below dv; MaybeUninit<E>
+            // has E's layout.
+            unsafe {
+                while j < dv {
+                    let k = (dv - j).min(w);
+                    let x = S::mul(load_upto::<S>(po.add(j), k, E::ZERO), c);
+                    store_upto::<S>(pd.add(j), k, x);
+                    j += k;
+                }
+            }
+        }
+    }
+}
+
+/// out_r = f(den_r) o_r for the rows (dv elements) of o.
+pub(super) fn scale_rows_into<E: Lanes>(
+    o: &[E],
+    den: &[E],
+    f: impl Fn(E) -> E,
+    dv: usize,
+    out: &mut [MaybeUninit<E>],
+) {
+    dispatch(simd::active(), ScaleRowsInto { o, den, f, dv, out })
 }

@@ -78,9 +78,11 @@ pub(super) struct HeadJob<'a, E> {
     pub dv: usize,
     pub opts: LinearOptions,
     pub scale: E,
-    /// Whether every element of q and of k the maps saw was finite (checked in their pass).
+    /// Whether every element of q and of k the maps saw was finite (checked in their pass),
+    /// and of v where a pass checks it block by block (`check_v`).
     pub q_finite: Cell<bool>,
     pub k_finite: Cell<bool>,
+    pub v_finite: Cell<bool>,
 }
 
 impl<'a, E: GemmElem + Lanes> HeadJob<'a, E> {
@@ -107,12 +109,18 @@ impl<'a, E: GemmElem + Lanes> HeadJob<'a, E> {
             scale,
             q_finite: Cell::new(true),
             k_finite: Cell::new(true),
+            v_finite: Cell::new(true),
         }
     }
 
     /// ValueError when the maps met NaN or infinity in q or k.
     pub fn inputs_finite(&self) -> Result<()> {
-        for (ok, what) in [(self.q_finite.get(), "q"), (self.k_finite.get(), "k")] {
+        let flags = [
+            (self.q_finite.get(), "q"),
+            (self.k_finite.get(), "k"),
+            (self.v_finite.get(), "v"),
+        ];
+        for (ok, what) in flags {
             if !ok {
                 return Err(Error::Invalid(format!(
                     "linear_attention: {what} contains NaN or infinity"
@@ -134,20 +142,25 @@ impl<'a, E: GemmElem + Lanes> HeadJob<'a, E> {
         self.k_finite.set(self.k_finite.get() && ok);
     }
 
+    /// Notes whether a block of v is finite (the non-causal pass checks v block by block,
+    /// just before its product reads the block, instead of in a separate pass over all of v).
+    pub fn check_v(&self, v: &[E]) {
+        let ok = crate::simd::all_finite(v);
+        self.v_finite.set(self.v_finite.get() && ok);
+    }
+
     /// Writes out = O / (den + eps) (or O) for rows of O of dv elements.
     pub fn finish(&self, o: &[E], den: &[E], out: &mut [MaybeUninit<E>]) {
-        let dv = self.dv;
         let eps = E::from_f64(self.opts.eps);
-        for ((orow, &dn), dst) in o.chunks_exact(dv).zip(den).zip(out.chunks_exact_mut(dv)) {
-            let inv = if self.opts.normalize {
+        let normalize = self.opts.normalize;
+        let inv = |dn: E| {
+            if normalize {
                 E::ONE / (dn + eps)
             } else {
                 E::ONE
-            };
-            for (x, &y) in dst.iter_mut().zip(orow) {
-                x.write(y * inv);
             }
-        }
+        };
+        dots::scale_rows_into(o, den, inv, self.dv, out);
     }
 }
 
@@ -231,12 +244,14 @@ pub fn linear_attention<E: GemmElem + Lanes>(
     let nd = q.ndim();
     let (qc, kc, vc) = (Contig::new(q.view()), Contig::new(k), Contig::new(v));
     // q and k are checked in the feature maps' pass over them (every element of both is mapped
-    // when there is a head); v here.
+    // when there is a head); v by the non-causal pass block by block, otherwise here.
     if hs.heads() == 0 {
         check_finite(F, "q", qc.slice())?;
         check_finite(F, "k", kc.slice())?;
     }
-    check_finite(F, "v", vc.slice())?;
+    if hs.heads() == 0 || opts.causal {
+        check_finite(F, "v", vc.slice())?;
+    }
     let gates = gates::Gates::new(F, decay, q.shape(), &hs)?;
     let batch = &q.shape()[..nd - 2];
     // The recurrence checks the incoming state within its one pass over it.

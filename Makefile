@@ -28,7 +28,7 @@ lint:
 	cargo clippy --all-targets -- -D warnings
 	$(PY) -m ruff check python tests benches
 	$(PY) -m ruff format --check python tests benches
-	cd /tmp && $(PY) -m mypy.stubtest softcore._core
+	cd /tmp && $(PY) -m mypy.stubtest softcore
 
 ## Criterion benchmarks (minutes): every algorithm and ISA, 1K..64M elements.
 bench:

@@ -7,7 +7,10 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    import softcore
+
     parser = argparse.ArgumentParser(prog="python -m softcore")
+    parser.add_argument("--version", action="version", version=f"softcore {softcore.__version__}")
     sub = parser.add_subparsers(dest="cmd")
     b = sub.add_parser("bench", help="time softcore against NumPy/SciPy/PyTorch")
     b.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
@@ -19,8 +22,6 @@ def main(argv: list[str] | None = None) -> int:
 
         run(quick=args.quick, threads=args.threads)
         return 0
-    import softcore
-
     threads = softcore.get_num_threads()
     print(f"softcore {softcore.__version__}  isa={softcore.isa()}  threads={threads}")
     if args.cmd is None:

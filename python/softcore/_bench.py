@@ -7,9 +7,10 @@ uses its own thread count: run with OPENBLAS_NUM_THREADS=1 for single-thread lin
 
 from __future__ import annotations
 
+import functools
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Literal, cast
 
 import numpy as np
 
@@ -38,7 +39,7 @@ def best_of(f: Callable[[], object], budget: float = 0.25, max_reps: int = 200) 
 def numpy_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """The 3-operation NumPy softmax: x - max, exp, / sum."""
     e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+    return cast("np.ndarray", e / e.sum(axis=axis, keepdims=True))
 
 
 def numpy_softmax_out(x: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -51,24 +52,24 @@ def numpy_softmax_out(x: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 def numpy_log_softmax(x: np.ndarray) -> np.ndarray:
     s = x - x.max(axis=-1, keepdims=True)
-    return s - np.log(np.exp(s).sum(axis=-1, keepdims=True))
+    return cast("np.ndarray", s - np.log(np.exp(s).sum(axis=-1, keepdims=True)))
 
 
 def numpy_logsumexp(x: np.ndarray) -> np.ndarray:
     m = x.max(axis=-1, keepdims=True)
-    return np.log(np.exp(x - m).sum(axis=-1)) + m[..., 0]
+    return cast("np.ndarray", np.log(np.exp(x - m).sum(axis=-1)) + m[..., 0])
 
 
 def _peers() -> dict[str, Any]:
     mods: dict[str, Any] = {}
     try:
-        import scipy.special
+        import scipy.special  # type: ignore[import-untyped, unused-ignore]
 
         mods["scipy"] = scipy.special
     except ImportError:
         pass
     try:
-        import torch
+        import torch  # type: ignore[import-not-found, unused-ignore]
 
         mods["torch"] = torch
     except ImportError:
@@ -139,8 +140,9 @@ def _family_cases(x: np.ndarray, peers: dict[str, Any]) -> list[str]:
 def _algorithms_case(n: int) -> str:
     x = np.random.default_rng(1).standard_normal((1, n), dtype=np.float32)
     out = np.empty_like(x)
+    names: tuple[Literal["two_pass", "three_pass_reload", "three_pass_recompute", "online"], ...]
     names = ("two_pass", "three_pass_reload", "three_pass_recompute", "online")
-    t = {a: best_of(lambda a=a: softcore.softmax(x, algorithm=a, out=out)) for a in names}
+    t = {a: best_of(functools.partial(softcore.softmax, x, algorithm=a, out=out)) for a in names}
     return _row(
         "softmax two_pass vs",
         x.shape,
@@ -181,10 +183,12 @@ def _linalg_cases(rng: np.random.Generator, quick: bool) -> list[str]:
         def kern(x: np.ndarray, y: np.ndarray) -> np.ndarray:
             d = (x * x).sum(-1)[..., :, None] + (y * y).sum(-1)[..., None, :]
             d = d - 2 * x @ np.swapaxes(y, -1, -2)
-            return np.exp(-np.maximum(d, 0) / 2)
+            return cast("np.ndarray", np.exp(-np.maximum(d, 0) / 2))
 
         kql = kern(q, lm32)
-        return kql @ (np.linalg.pinv(kern(lm32, lm32)) @ (np.swapaxes(kql, -1, -2) @ q))
+        return cast(
+            "np.ndarray", kql @ (np.linalg.pinv(kern(lm32, lm32)) @ (np.swapaxes(kql, -1, -2) @ q))
+        )
 
     ours = best_of(lambda: softcore.soft_attention(q, q, lm32))
     rows.append(_row("soft_attention f32, 49 lm", q.shape, ours, {"numpy": best_of(numpy_soft)}))

@@ -3,7 +3,7 @@ and, when importable, PyTorch (SDPA; linear attention written in torch ops)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import numpy as np
 
@@ -17,12 +17,14 @@ def _elu1(x: np.ndarray) -> np.ndarray:
 def numpy_softmax_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
     s = q @ np.swapaxes(k, -1, -2) * q.shape[-1] ** -0.5
     e = np.exp(s - s.max(-1, keepdims=True))
-    return (e / e.sum(-1, keepdims=True)) @ v
+    return cast("np.ndarray", (e / e.sum(-1, keepdims=True)) @ v)
 
 
 def numpy_linear(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
     fq, fk = _elu1(q), _elu1(k)
-    return (fq @ (np.swapaxes(fk, -1, -2) @ v)) / (fq @ fk.sum(-2)[..., None] + 1e-6)
+    return cast(
+        "np.ndarray", (fq @ (np.swapaxes(fk, -1, -2) @ v)) / (fq @ fk.sum(-2)[..., None] + 1e-6)
+    )
 
 
 def torch_linear(torch: Any, q: Any, k: Any, v: Any) -> Any:

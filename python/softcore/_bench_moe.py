@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import numpy as np
@@ -49,11 +50,11 @@ def gating_cases(
         x = rng.standard_normal((t, e)).astype(np.float32)
         if kw.get("bias"):
             kw = dict(kw, bias=(0.01 * rng.standard_normal(e)).astype(np.float32))
-        ours = best_of(lambda x=x, k=k, kw=kw: softcore.top_k_gating(x, k, **kw))
-        peers = {"numpy": best_of(lambda x=x, k=k: numpy_gating(x, k))}
+        ours = best_of(functools.partial(softcore.top_k_gating, x, k, **kw))
+        peers = {"numpy": best_of(functools.partial(numpy_gating, x, k))}
         if torch is not None and not kw:
             xt = torch.from_numpy(x)
-            peers["torch"] = best_of(lambda xt=xt, k=k: torch_gating(torch, xt, k))
+            peers["torch"] = best_of(functools.partial(torch_gating, torch, xt, k))
         name = f"top_k_gating k={k}" + (" v3" if kw else "")
         rows.append(row(name, x.shape, ours, peers))
     return rows

@@ -4,11 +4,15 @@ decoding, when importable)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import functools
+from typing import Any, Callable, cast
 
 import numpy as np
 
 import softcore
+
+# An attention function of (q, k, v): softcore's and the NumPy transcriptions alike.
+_Attention = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 def _elu1(x: np.ndarray) -> np.ndarray:
@@ -17,19 +21,19 @@ def _elu1(x: np.ndarray) -> np.ndarray:
 
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
+    return cast("np.ndarray", e / e.sum(-1, keepdims=True))
 
 
 def numpy_decode(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
     s = np.einsum("hd,hsd->hs", q, k) * q.shape[-1] ** -0.5
-    return np.einsum("hs,hsd->hd", _softmax(s), v)
+    return cast("np.ndarray", np.einsum("hs,hsd->hd", _softmax(s), v))
 
 
 def numpy_inline(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
     n, d = k.shape[-2], q.shape[-1]
     kv = np.swapaxes(k, -1, -2) @ v * (d**-0.5 / n)
     km = np.swapaxes(k.mean(-2, keepdims=True), -1, -2)
-    return q @ kv + (1 - q @ km * d**-0.5) * v.mean(-2, keepdims=True)
+    return cast("np.ndarray", q @ kv + (1 - q @ km * d**-0.5) * v.mean(-2, keepdims=True))
 
 
 def numpy_rala(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -38,7 +42,7 @@ def numpy_rala(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
     eff = _softmax(d**-0.5 * fq.mean(-2, keepdims=True) @ np.swapaxes(fk, -1, -2))
     kk = fk * np.swapaxes(eff, -1, -2) * n
     z = 1 / (fq @ np.swapaxes(kk.mean(-2, keepdims=True), -1, -2) + 1e-6)
-    return fq @ (np.swapaxes(kk, -1, -2) @ v / n) * z
+    return cast("np.ndarray", fq @ (np.swapaxes(kk, -1, -2) @ v / n) * z)
 
 
 def numpy_agent(q: np.ndarray, k: np.ndarray, v: np.ndarray, na: int = 49) -> np.ndarray:
@@ -46,7 +50,7 @@ def numpy_agent(q: np.ndarray, k: np.ndarray, v: np.ndarray, na: int = 49) -> np
     edges = [(i * n // na, -((-(i + 1) * n) // na)) for i in range(na)]
     a = np.stack([q[..., x:y, :].mean(-2) for x, y in edges], -2)
     va = _softmax(d**-0.5 * a @ np.swapaxes(k, -1, -2)) @ v
-    return _softmax(d**-0.5 * q @ np.swapaxes(a, -1, -2)) @ va
+    return cast("np.ndarray", _softmax(d**-0.5 * q @ np.swapaxes(a, -1, -2)) @ va)
 
 
 def numpy_tensor(
@@ -82,12 +86,13 @@ def papers_cases(
     rows.append(row("decode_attention", k.shape, ours, peers))
     n = 4096 if quick else 16384
     q, k, v = (rng.standard_normal((8, n, 64)).astype(np.float32) for _ in range(3))
-    for name, f, ref in [
+    linear: list[tuple[str, _Attention, _Attention]] = [
         ("inline_attention", softcore.inline_attention, numpy_inline),
         ("rala_attention", softcore.rala_attention, numpy_rala),
-    ]:
-        peer = best_of(lambda ref=ref: ref(q, k, v))
-        rows.append(row(name, q.shape, best_of(lambda f=f: f(q, k, v)), {"numpy": peer}))
+    ]
+    for name, f, ref in linear:
+        peer = best_of(functools.partial(ref, q, k, v))
+        rows.append(row(name, q.shape, best_of(functools.partial(f, q, k, v)), {"numpy": peer}))
     q, k, v = (x[:, :4096] for x in (q, k, v))
     peer = best_of(lambda: numpy_agent(q, k, v))
     ours = best_of(lambda: softcore.agent_attention(q, k, v))

@@ -49,10 +49,19 @@ def isa() -> str:
 
     ``SOFTCORE_ISA=scalar|avx2|avx512f`` (read once, at first use) forces a narrower path; a
     request wider than the CPU supports is ignored.
+
+    Example:
+        >>> softcore.isa() in softcore.supported_isas()
+        True
     """
 
 def supported_isas() -> list[str]:
-    """Every SIMD path this CPU supports, narrowest first."""
+    """Every SIMD path this CPU supports, narrowest first.
+
+    Example:
+        >>> softcore.supported_isas()[0]
+        'scalar'
+    """
 
 def set_num_threads(n: int) -> None:
     """Set the number of threads softcore computes with (default: ``SOFTCORE_NUM_THREADS`` or
@@ -60,14 +69,26 @@ def set_num_threads(n: int) -> None:
 
     Raises:
         ValueError: ``n`` is not in 1..=4096.
+
+    Example:
+        >>> n = softcore.get_num_threads()
+        >>> softcore.set_num_threads(1)
+        >>> softcore.get_num_threads()
+        1
+        >>> softcore.set_num_threads(n)
     """
 
 def get_num_threads() -> int:
-    """The number of threads softcore computes with."""
+    """The number of threads softcore computes with.
+
+    Example:
+        >>> softcore.get_num_threads() >= 1
+        True
+    """
 
 def softmax(
     x: ArrayLike,
-    axis: int = -1,
+    axis: int | tuple[int, ...] | None = -1,
     *,
     algorithm: _Algorithm = "auto",
     where: ArrayLike | None = None,
@@ -78,7 +99,10 @@ def softmax(
     Args:
         x: float16, float32 or float64 array of any shape and strides. float16 is computed in
             float32 and returned as float16.
-        axis: the axis to normalise over (negative counts from the end).
+        axis: the axis to normalise over (negative counts from the end); a tuple of axes
+            normalises over all of them at once, ``None`` over the whole array (SciPy's
+            ``scipy.special.softmax`` forms; the reduced axes are merged into one, a view for
+            C-ordered input and trailing axes, a copy otherwise).
         algorithm: ``"two_pass"`` is Dukhan & Ablavatski's extended-exponent algorithm (no max
             pass); ``"online"`` the running-max normaliser; ``"three_pass_reload"`` and
             ``"three_pass_recompute"`` the classic baselines; ``"auto"`` picks three-pass-reload
@@ -95,18 +119,23 @@ def softmax(
         finite entry; a row of only -inf, or holding +inf or NaN, gives NaN.
 
     Raises:
-        TypeError: ``x`` is not a float16/32/64 array, or ``where`` is not bool.
-        ValueError: bad ``axis``, ``algorithm``, ``where`` shape or ``out``.
+        TypeError: ``x`` is not a float16/32/64 array (big-endian ones are computed on a
+            native copy), ``where`` is not bool, or ``axis`` is not an int, tuple or None.
+        ValueError: bad ``axis`` (out of bounds, repeated), ``algorithm``, ``where`` shape or
+            ``out``.
 
     Example:
         >>> import numpy as np, softcore
         >>> softcore.softmax(np.array([0.0, np.log(3.0)]))
         array([0.25, 0.75])
+        >>> softcore.softmax(np.zeros((2, 2)), axis=None)
+        array([[0.25, 0.25],
+               [0.25, 0.25]])
     """
 
 def log_softmax(
     x: ArrayLike,
-    axis: int = -1,
+    axis: int | tuple[int, ...] | None = -1,
     *,
     where: ArrayLike | None = None,
     out: NDArray[np.floating] | None = None,
@@ -115,7 +144,7 @@ def log_softmax(
 
     Args:
         x: float16, float32 or float64 array of any shape and strides.
-        axis: the axis to normalise over.
+        axis: the axis to normalise over; a tuple of axes or ``None`` as for :func:`softmax`.
         where: bool mask broadcastable to ``x``; masked-out entries (and rows with nothing kept)
             give -inf, the log of their softmax value 0.
         out: as for :func:`softmax`.
@@ -131,30 +160,70 @@ def log_softmax(
         array([-0.69314718, -0.69314718])
     """
 
+@overload
 def logsumexp(
     x: ArrayLike,
-    axis: int = -1,
+    axis: int | tuple[int, ...] | None = -1,
     *,
     where: ArrayLike | None = None,
+    keepdims: bool = False,
+    b: ArrayLike | None = None,
+    return_sign: Literal[False] = False,
 ) -> NDArray[np.floating]:
     """``log(sum(exp(x)))`` along ``axis``, which is removed from the result's shape.
 
     Args:
         x: float16, float32 or float64 array of any shape and strides.
-        axis: the axis to reduce.
+        axis: the axis to reduce; a tuple of axes reduces all of them, ``None`` the whole array
+            (``scipy.special.logsumexp``'s forms).
         where: bool mask broadcastable to ``x``; masked entries are left out.
+        keepdims: keep the reduced axes as size-1 dimensions (NumPy's and SciPy's meaning).
+        b: real weights broadcastable to ``x`` (SciPy's meaning): ``log(|sum(b * exp(x))|)``,
+            computed row by row in float64 from the maximum of the entries with ``b != 0``
+            (a scalar-rate path; without ``b`` the SIMD kernels run). A negative sum gives NaN
+            unless ``return_sign``.
+        return_sign: also return the sign of the sum: 1, -1, 0 for an empty sum (the result
+            then -inf), NaN with a NaN.
 
     Returns:
-        An array of ``x``'s dtype (0-d for 1-d input): +inf for a row holding +inf (and no NaN),
-        NaN with a NaN, -inf for an empty or all -inf row (or one with nothing kept).
+        An array of ``x``'s dtype (0-d when every axis is reduced): +inf for a row holding +inf
+        (and no NaN), NaN with a NaN, -inf for an empty or all -inf row (or one with nothing
+        kept); with ``return_sign`` the pair ``(result, sign)``.
 
     Raises:
-        TypeError: unsupported dtype. ValueError: bad ``axis`` or ``where``.
+        TypeError: unsupported dtype of ``x`` or ``b``, or a bad ``axis`` type.
+        ValueError: bad ``axis``, ``where`` or ``b`` shape.
 
     Example:
         >>> float(softcore.logsumexp(np.array([0.0, 0.0])))
         0.6931471805599453
+        >>> softcore.logsumexp(np.zeros((2, 3)), axis=(0, 1), keepdims=True).shape
+        (1, 1)
+        >>> r, sign = softcore.logsumexp(np.zeros(2), b=np.array([1.0, -3.0]), return_sign=True)
+        >>> float(r), float(sign)
+        (0.6931471805599453, -1.0)
     """
+
+@overload
+def logsumexp(
+    x: ArrayLike,
+    axis: int | tuple[int, ...] | None = -1,
+    *,
+    where: ArrayLike | None = None,
+    keepdims: bool = False,
+    b: ArrayLike | None = None,
+    return_sign: Literal[True],
+) -> tuple[NDArray[np.floating], NDArray[np.floating]]: ...
+@overload
+def logsumexp(
+    x: ArrayLike,
+    axis: int | tuple[int, ...] | None = -1,
+    *,
+    where: ArrayLike | None = None,
+    keepdims: bool = False,
+    b: ArrayLike | None = None,
+    return_sign: bool,
+) -> NDArray[np.floating] | tuple[NDArray[np.floating], NDArray[np.floating]]: ...
 
 @final
 class PinvInfo:
@@ -208,9 +277,9 @@ def pinv(
         ``a``, bad ``iters``, ``tol`` or ``order``.
 
     Example:
-        >>> softcore.pinv(np.array([[2.0, 0.0], [0.0, 4.0]]))
-        array([[0.5 , 0.  ],
-               [0.  , 0.25]])
+        >>> p = softcore.pinv(np.array([[2.0, 0.0], [0.0, 4.0]]))
+        >>> np.diag(p), bool(np.all(p[[0, 1], [1, 0]] == 0))  # off-diagonal zeros may be -0.
+        (array([0.5 , 0.25]), True)
     """
 
 @overload
@@ -223,6 +292,16 @@ def pinv(
     ridge: float = 0.0,
     return_info: Literal[True],
 ) -> tuple[NDArray[np.floating], PinvInfo]: ...
+@overload
+def pinv(
+    a: ArrayLike,
+    *,
+    iters: int | None = None,
+    tol: float | None = None,
+    order: int = 2,
+    ridge: float = 0.0,
+    return_info: bool = False,
+) -> NDArray[np.floating] | tuple[NDArray[np.floating], PinvInfo]: ...
 def pinv_backward(a: ArrayLike, a_pinv: ArrayLike, grad: ArrayLike) -> NDArray[np.floating]:
     """Gradient of a loss with respect to ``a`` through ``P = pinv(a)``, given ``grad = dL/dP``.
 
@@ -235,6 +314,12 @@ def pinv_backward(a: ArrayLike, a_pinv: ArrayLike, grad: ArrayLike) -> NDArray[n
 
     Raises:
         TypeError: dtypes differ or are not float. ValueError: shapes do not match.
+
+    Example:
+        >>> a = np.array([[2.0, 0.0], [0.0, 4.0]])
+        >>> softcore.pinv_backward(a, softcore.pinv(a), np.ones((2, 2)))
+        array([[-0.25  , -0.125 ],
+               [-0.125 , -0.0625]])
     """
 
 def soft_attention(
@@ -273,6 +358,14 @@ def soft_attention(
     Raises:
         TypeError: dtypes differ or are not float. ValueError: shapes, NaN/inf, bad
         ``num_landmarks`` or ``iters``.
+
+    Example:
+        >>> q = np.zeros((1, 4, 2))  # every kernel entry is 1
+        >>> softcore.soft_attention(q, np.ones((1, 4, 2)), num_landmarks=2)
+        array([[[4., 4.],
+                [4., 4.],
+                [4., 4.],
+                [4., 4.]]])
     """
 
 @overload
@@ -313,6 +406,13 @@ def softmax_attention(
     Raises:
         TypeError: non-float inputs or a non-bool mask. ValueError: shapes, heads not
         divisible, ``window < 1``, NaN/inf in q, k or v.
+
+    Example:
+        >>> q = np.ones((1, 3, 2))  # equal scores: each row averages its visible values
+        >>> softcore.softmax_attention(q, q, np.arange(6.0).reshape(1, 3, 2), causal=True)
+        array([[[0., 1.],
+                [1., 2.],
+                [2., 3.]]])
     """
 
 @overload
@@ -327,6 +427,18 @@ def softmax_attention(
     window: int | None = None,
     return_lse: Literal[True],
 ) -> tuple[NDArray[np.floating], NDArray[np.floating]]: ...
+@overload
+def softmax_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: ArrayLike | None = None,
+    window: int | None = None,
+    return_lse: bool = False,
+) -> NDArray[np.floating] | tuple[NDArray[np.floating], NDArray[np.floating]]: ...
 @overload
 def linear_attention(
     q: ArrayLike,
@@ -380,6 +492,13 @@ def linear_attention(
     Raises:
         TypeError: non-float inputs. ValueError: shapes, ``chunk_size < 1``, an unknown
         feature map, decay > 0 or non-finite, decay without causal, NaN/inf inputs.
+
+    Example:
+        >>> q = np.ones((1, 3, 2))  # equal features: each row averages its visible values
+        >>> softcore.linear_attention(q, q, np.arange(6.0).reshape(1, 3, 2), causal=True).round(4)
+        array([[[0., 1.],
+                [1., 2.],
+                [2., 3.]]])
     """
 
 @overload
@@ -398,10 +517,36 @@ def linear_attention(
     initial_state: tuple[ArrayLike, ArrayLike | None] | None = None,
     return_state: Literal[True],
 ) -> tuple[NDArray[np.floating], tuple[NDArray[np.floating], NDArray[np.floating]]]: ...
+@overload
+def linear_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    feature_map: _FeatureMap = "elu1",
+    causal: bool = False,
+    decay: ArrayLike | None = None,
+    normalize: bool = True,
+    scale: float | None = None,
+    eps: float = 1e-6,
+    chunk_size: int = 64,
+    initial_state: tuple[ArrayLike, ArrayLike | None] | None = None,
+    return_state: bool = False,
+) -> (
+    NDArray[np.floating]
+    | tuple[NDArray[np.floating], tuple[NDArray[np.floating], NDArray[np.floating]]]
+): ...
 def causal_dot_product(q: ArrayLike, k: ArrayLike, v: ArrayLike) -> NDArray[np.floating]:
     """``sum_{j <= i} (q_i . k_j) v_j``: the unnormalised causal numerator, as
     fast-transformers' ``causal_product`` (q, k (..., n, d), v (..., n, dv)); the same as
     ``linear_attention(q, k, v, feature_map="identity", causal=True, normalize=False)``.
+
+    Example:
+        >>> q = np.ones((1, 3, 2))  # q.k = 2: running sums of v, doubled
+        >>> softcore.causal_dot_product(q, q, np.arange(6.0).reshape(1, 3, 2))
+        array([[[ 0.,  2.],
+                [ 4.,  8.],
+                [12., 18.]]])
     """
 
 def hedgehog_feature_map(
@@ -417,6 +562,11 @@ def hedgehog_feature_map(
 
     Args:
         x: (..., n, d). weight: (d, f). bias: (f,) or None.
+
+    Example:
+        >>> softcore.hedgehog_feature_map(np.zeros((1, 2, 3)), np.ones((3, 2)))
+        array([[[0.5, 0.5, 0.5, 0.5],
+                [0.5, 0.5, 0.5, 0.5]]])
     """
 
 def agent_attention(
@@ -456,6 +606,13 @@ def agent_attention(
         TypeError: non-float inputs. ValueError: shapes, biases that do not broadcast, NaN/inf
         in q, k, v or agents, a grid that does not hold n tokens, a non-square num_agents
         with a grid, num_agents outside [1, 2**20].
+
+    Example:
+        >>> q = np.ones((1, 3, 2))  # equal scores: every row is the mean of v
+        >>> softcore.agent_attention(q, q, np.arange(6.0).reshape(1, 3, 2), num_agents=2)
+        array([[[2., 3.],
+                [2., 3.],
+                [2., 3.]]])
     """
 
 def agent_pool(
@@ -582,6 +739,13 @@ def rala_attention(
     Raises:
         TypeError: non-float inputs. ValueError: shapes, N = 0, negative or non-finite eps,
         NaN/inf.
+
+    Example:
+        >>> q = np.ones((1, 3, 2))  # equal features: every row is the mean of v
+        >>> softcore.rala_attention(q, q, np.arange(6.0).reshape(1, 3, 2)).round(4)
+        array([[[2., 3.],
+                [2., 3.],
+                [2., 3.]]])
     """
 
 @overload
@@ -657,6 +821,21 @@ def decode_attention(
     unified_max: float | None = None,
     return_info: Literal[True],
 ) -> tuple[NDArray[np.floating], NDArray[np.floating], dict[str, int]]: ...
+@overload
+def decode_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    scale: float | None = None,
+    kv_len: ArrayLike | int | None = None,
+    num_splits: int | None = None,
+    unified_max: float | None = None,
+    return_info: bool = False,
+) -> (
+    tuple[NDArray[np.floating], NDArray[np.floating]]
+    | tuple[NDArray[np.floating], NDArray[np.floating], dict[str, int]]
+): ...
 def power_softmax(
     x: ArrayLike,
     p: int = 4,
@@ -682,9 +861,10 @@ def power_softmax(
         array([0.07142857, 0.28571429, 0.64285714])
     """
 
+@overload
 def softmax_regression(
-    a: ArrayLike, b: ArrayLike, x: ArrayLike, *, hessian: bool = False
-) -> tuple[float, NDArray[np.floating]] | tuple[float, NDArray[np.floating], NDArray[np.floating]]:
+    a: ArrayLike, b: ArrayLike, x: ArrayLike, *, hessian: Literal[False] = False
+) -> tuple[float, NDArray[np.floating]]:
     """Loss, gradient (and Hessian) of ``L(x) = 0.5 ||softmax(a @ x) - b||^2`` (softmax
     regression, Deng, Li & Song 2023), ``a`` (n, d), ``b`` (n,), ``x`` (d,).
 
@@ -694,8 +874,23 @@ def softmax_regression(
 
     Raises:
         TypeError: unsupported dtype. ValueError: shapes, ``n = 0``, NaN or infinity.
+
+    Example:
+        >>> loss, grad = softcore.softmax_regression(np.eye(2), np.array([0.5, 0.5]), np.zeros(2))
+        >>> loss, grad
+        (0.0, array([0., 0.]))
     """
 
+@overload
+def softmax_regression(
+    a: ArrayLike, b: ArrayLike, x: ArrayLike, *, hessian: Literal[True]
+) -> tuple[float, NDArray[np.floating], NDArray[np.floating]]: ...
+@overload
+def softmax_regression(
+    a: ArrayLike, b: ArrayLike, x: ArrayLike, *, hessian: bool = False
+) -> (
+    tuple[float, NDArray[np.floating]] | tuple[float, NDArray[np.floating], NDArray[np.floating]]
+): ...
 def top_k_gating(
     logits: ArrayLike,
     k: int,
@@ -752,6 +947,10 @@ def noisy_logits(
 ) -> NDArray[np.floating]:
     """Noisy top-k gating logits ``clean + normal * softplus(noise_logits)`` (Shazeer et al.
     2017), with a stable softplus. The standard-normal draws come from the caller (NumPy).
+
+    Example:
+        >>> softcore.noisy_logits(np.zeros(2), np.zeros(2), np.ones(2))  # softplus(0) = ln 2
+        array([0.69314718, 0.69314718])
     """
 
 def moe_dispatch(
@@ -765,6 +964,12 @@ def moe_dispatch(
 
     Raises:
         TypeError: non-integer indices. ValueError: indices outside 0..E, negative capacity.
+
+    Example:
+        >>> idx = np.array([[1], [2], [2]])  # each token's expert
+        >>> pos, counts = softcore.moe_dispatch(idx, 3, capacity=1)
+        >>> pos.ravel(), counts
+        (array([ 0,  0, -1]), array([0, 1, 2]))
     """
 
 def moe_gather(
@@ -780,6 +985,12 @@ def moe_gather(
 
     Raises:
         ValueError: positions outside 0..C (or -1), a slot assigned twice, shape mismatch.
+
+    Example:
+        >>> idx = np.array([[1], [2]])
+        >>> pos, _ = softcore.moe_dispatch(idx, 3, capacity=1)
+        >>> softcore.moe_gather(np.array([[1.0], [2.0]]), idx, pos, 1, num_experts=3).ravel()
+        array([0., 1., 2.])
     """
 
 def moe_combine(
@@ -787,6 +998,14 @@ def moe_combine(
 ) -> NDArray[np.floating]:
     """``out[t] = sum_j weights[t, j] * expert_out[indices[t, j], positions[t, j]]`` over the
     kept choices (dropped slots, position -1, add 0): (T, D).
+
+    Example:
+        >>> idx = np.array([[1], [2]])
+        >>> pos, _ = softcore.moe_dispatch(idx, 3, capacity=1)
+        >>> buf = softcore.moe_gather(np.array([[1.0], [2.0]]), idx, pos, 1, num_experts=3)
+        >>> softcore.moe_combine(buf, idx, pos, np.full((2, 1), 0.5))
+        array([[0.5],
+               [1. ]])
     """
 
 def load_balancing_loss(
@@ -796,7 +1015,16 @@ def load_balancing_loss(
     probability of expert i, ``f_i`` the fraction of tokens whose first choice is i
     (``"first"``, Switch) or of all T k assignments going to i (``"all"``). Uniform routing
     gives 1 for both (HF Mixtral's top-k loss is k times ``"all"``).
+
+    Example:
+        >>> softcore.load_balancing_loss(np.full((2, 2), 0.5), np.array([[0], [1]]))  # balanced
+        1.0
     """
 
 def router_z_loss(logits: ArrayLike) -> float:
-    """ST-MoE's router z-loss: the mean over tokens of ``logsumexp(logits)**2``."""
+    """ST-MoE's router z-loss: the mean over tokens of ``logsumexp(logits)**2``.
+
+    Example:
+        >>> softcore.router_z_loss(np.zeros((4, 2)))  # logsumexp of each row is ln 2
+        0.4804530139182014
+    """

@@ -3,21 +3,26 @@ at a time where that is the clearest form (for tests on small sizes)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 
-def _f64(x):
+def _f64(x: ArrayLike) -> NDArray[np.float64]:
     return np.asarray(x, dtype=np.float64)
 
 
-def _repeat_kv(q, k):
+def _repeat_kv(q: NDArray[Any], k: NDArray[Any]) -> NDArray[Any]:
     """k's heads repeated to q's (grouped-query attention): head h of q reads k head h // g."""
     if q.ndim >= 3 and k.shape[-3] != q.shape[-3]:
         return np.repeat(k, q.shape[-3] // k.shape[-3], axis=-3)
     return k
 
 
-def visible(n, s, *, causal=False, window=None):
+def visible(
+    n: int, s: int, *, causal: bool = False, window: int | None = None
+) -> NDArray[np.bool_]:
     """(n, s) bool: key j visible to query i (bottom-right aligned, sliding window)."""
     i = np.arange(n)[:, None]
     j = np.arange(s)[None, :]
@@ -30,7 +35,16 @@ def visible(n, s, *, causal=False, window=None):
     return keep
 
 
-def softmax_attention(q, k, v, *, scale=None, causal=False, mask=None, window=None):
+def softmax_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    scale: float | None = None,
+    causal: bool = False,
+    mask: ArrayLike | None = None,
+    window: int | None = None,
+) -> tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]:
     """softmax(scale q k^T over the visible keys) v, and the log-sum-exp of each row.
 
     Returns (out, lse); a row with nothing visible gives 0s and lse = -inf.
@@ -54,7 +68,7 @@ def softmax_attention(q, k, v, *, scale=None, causal=False, mask=None, window=No
     return out, lse
 
 
-def phi(x, name):
+def phi(x: ArrayLike, name: str) -> NDArray[np.floating[Any]]:
     """phi: "elu1" (elu(x) + 1), "relu", "identity", "exp" (e^(x - max) per token)."""
     x = _f64(x)
     if name == "elu1":
@@ -64,23 +78,23 @@ def phi(x, name):
     if name == "identity":
         return x
     if name == "exp":
-        return np.exp(x - x.max(-1, keepdims=True))
+        return np.asarray(np.exp(x - x.max(-1, keepdims=True)))
     raise ValueError(f"feature_map: {name!r}")
 
 
 def linear_attention(
-    q,
-    k,
-    v,
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
     *,
-    feature_map="elu1",
-    causal=False,
-    decay=None,
-    normalize=True,
-    scale=None,
-    eps=1e-6,
-    initial_state=None,
-):
+    feature_map: str = "elu1",
+    causal: bool = False,
+    decay: ArrayLike | None = None,
+    normalize: bool = True,
+    scale: float | None = None,
+    eps: float = 1e-6,
+    initial_state: tuple[ArrayLike, ArrayLike | None] | None = None,
+) -> tuple[NDArray[np.floating[Any]], tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]]:
     """The recurrence S_t = e^(g_t) S_{t-1} + phi(k_t) v_t^T, z_t = e^(g_t) z_{t-1} + phi(k_t),
     out_t = s phi(q_t) S_t / (s phi(q_t) . z_t + eps) (or the numerator alone), one token at a
     time; non-causal uses the state after every token. Returns (out, (S, z))."""
@@ -90,6 +104,7 @@ def linear_attention(
     fk, v = _repeat_kv(fq, fk), _repeat_kv(fq, v)
     n, d, dv = fq.shape[-2], fq.shape[-1], v.shape[-1]
     batch = fq.shape[:-2]
+    z0: ArrayLike | None
     if initial_state is None:
         s0, z0 = np.zeros(batch + (d, dv)), np.zeros(batch + (d,))
     else:
@@ -122,20 +137,22 @@ def linear_attention(
     return out, (st, z)
 
 
-def causal_dot_product(q, k, v):
+def causal_dot_product(q: ArrayLike, k: ArrayLike, v: ArrayLike) -> NDArray[np.floating[Any]]:
     """sum_{j <= i} (q_i . k_j) v_j (fast-transformers' causal_product), unnormalised."""
     q, k, v = _f64(q), _f64(k), _f64(v)
     k, v = _repeat_kv(q, k), _repeat_kv(q, v)
     a = q @ np.swapaxes(k, -1, -2)
-    return np.tril(a) @ v
+    return np.asarray(np.tril(a) @ v)
 
 
-def _softmax_last(x):
+def _softmax_last(x: NDArray[np.floating[Any]]) -> NDArray[np.floating[Any]]:
     e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
+    return np.asarray(e / e.sum(-1, keepdims=True))
 
 
-def hedgehog_feature_map(x, weight, bias=None):
+def hedgehog_feature_map(
+    x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None
+) -> NDArray[np.floating[Any]]:
     """[softmax(x W + b), softmax(-(x W + b))] along the features: (..., n, 2f)."""
     y = _f64(x) @ _f64(weight)
     if bias is not None:

@@ -2,37 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 
-def _f64(x):
+def _f64(x: ArrayLike) -> NDArray[np.float64]:
     return np.asarray(x, dtype=np.float64)
 
 
-def _sigmoid(x):
+def _sigmoid(x: NDArray[np.floating[Any]]) -> NDArray[np.floating[Any]]:
     with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-x))
+        return np.asarray(1.0 / (1.0 + np.exp(-x)))
 
 
-def _stable_top(keys, k):
+def _stable_top(keys: NDArray[Any], k: int) -> NDArray[np.intp]:
     """Indices of the k largest keys per row, largest first, ties to the lower index."""
     return np.argsort(-keys, axis=-1, kind="stable")[..., :k]
 
 
 def top_k_gating(
-    logits,
-    k,
+    logits: ArrayLike,
+    k: int,
     *,
-    order="softmax_topk",
-    renormalize=True,
-    temperature=1.0,
-    score="softmax",
-    bias=None,
-    activation=None,
-    n_group=1,
-    topk_group=1,
-    group_score=None,
-):
+    order: str = "softmax_topk",
+    renormalize: bool = True,
+    temperature: float = 1.0,
+    score: str = "softmax",
+    bias: ArrayLike | None = None,
+    activation: str | None = None,
+    n_group: int = 1,
+    topk_group: int = 1,
+    group_score: str | None = None,
+) -> tuple[NDArray[np.floating[Any]], NDArray[np.int64]]:
     """(weights, indices) of the k selected experts per row, by weight descending, ties to the
     lower id.
 
@@ -51,7 +54,7 @@ def top_k_gating(
     shape = x0.shape
     ne = shape[-1]
     x0 = x0.reshape(-1, ne)
-    x = x0
+    x: NDArray[np.floating[Any]] = x0
     if activation == "sigmoid":
         x = _sigmoid(x)
     elif activation == "tanh":
@@ -61,6 +64,7 @@ def top_k_gating(
     by_score = bias is not None or (n_group > 1 and mode == "sum_top2")
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         lse = np.logaddexp.reduce(x, axis=-1, keepdims=True)
+        keys: NDArray[np.floating[Any]]
         if not by_score:
             keys = x0 if activation is None else x
         else:
@@ -105,13 +109,17 @@ def top_k_gating(
     return w.reshape(*shape[:-1], k), idx.reshape(*shape[:-1], k).astype(np.int64)
 
 
-def noisy_logits(clean, noise_logits, normal):
+def noisy_logits(
+    clean: ArrayLike, noise_logits: ArrayLike, normal: ArrayLike
+) -> NDArray[np.floating[Any]]:
     """clean + normal * softplus(noise_logits) (Shazeer et al. 2017)."""
     s = _f64(noise_logits)
     return _f64(clean) + _f64(normal) * np.logaddexp(0.0, s)
 
 
-def moe_dispatch(indices, num_experts, *, capacity=None):
+def moe_dispatch(
+    indices: ArrayLike, num_experts: int, *, capacity: int | None = None
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """(positions, counts): choice-major, token order within a choice; -1 = over capacity."""
     idx = np.asarray(indices, dtype=np.int64)
     pos = np.full(idx.shape, -1, dtype=np.int64)
@@ -125,7 +133,14 @@ def moe_dispatch(indices, num_experts, *, capacity=None):
     return pos, counts
 
 
-def moe_gather(x, indices, positions, capacity, *, num_experts=None):
+def moe_gather(
+    x: ArrayLike,
+    indices: ArrayLike,
+    positions: ArrayLike,
+    capacity: int,
+    *,
+    num_experts: int | None = None,
+) -> NDArray[np.floating[Any]]:
     """(E, C, D) expert buffers; empty slots 0."""
     x = _f64(x)
     idx = np.asarray(indices)
@@ -137,7 +152,9 @@ def moe_gather(x, indices, positions, capacity, *, num_experts=None):
     return out
 
 
-def moe_combine(expert_out, indices, positions, weights):
+def moe_combine(
+    expert_out: ArrayLike, indices: ArrayLike, positions: ArrayLike, weights: ArrayLike
+) -> NDArray[np.floating[Any]]:
     """(T, D): sum over kept choices of weight * expert output."""
     eo = _f64(expert_out)
     idx = np.asarray(indices)
@@ -149,7 +166,7 @@ def moe_combine(expert_out, indices, positions, weights):
     return out
 
 
-def load_balancing_loss(probs, indices, *, choices="first"):
+def load_balancing_loss(probs: ArrayLike, indices: ArrayLike, *, choices: str = "first") -> float:
     """Switch: E * sum_i f_i P_i; f from the first choice or from all k (normalised by T k)."""
     p = _f64(probs)
     idx = np.asarray(indices)
@@ -159,7 +176,7 @@ def load_balancing_loss(probs, indices, *, choices="first"):
     return float(ne * np.dot(f, p.mean(0)))
 
 
-def router_z_loss(logits):
+def router_z_loss(logits: ArrayLike) -> float:
     """Mean over tokens of logsumexp(logits)^2 (ST-MoE)."""
     x = _f64(logits).reshape(-1, np.shape(logits)[-1])
     z = np.logaddexp.reduce(x, axis=-1)

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from softcore._reference_attention import softmax_attention
 
 
-def decode_attention(q, k, v, *, scale=None, kv_len=None):
+def decode_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    scale: float | None = None,
+    kv_len: ArrayLike | None = None,
+) -> tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]:
     """One query per head against a cache: softmax(scale q k^T over keys j < kv_len) v.
 
     q (..., hq, d) with k (..., hkv, s, d) (or q (..., d) with k (..., s, d)); kv_len per
@@ -27,13 +37,20 @@ def decode_attention(q, k, v, *, scale=None, kv_len=None):
     return out[..., 0, :], lse[..., 0]
 
 
-def _repeat_heads(q, k):
+def _repeat_heads(q: NDArray[Any], k: NDArray[Any]) -> NDArray[Any]:
     if q.ndim >= 3 and k.shape[-3] != q.shape[-3]:
         return np.repeat(k, q.shape[-3] // k.shape[-3], axis=-3)
     return k
 
 
-def inline_attention(q, k, v, *, scale=None, feature_map="identity"):
+def inline_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    *,
+    scale: float | None = None,
+    feature_map: str = "identity",
+) -> NDArray[np.floating[Any]]:
     """InLine: the weights w_ij = s (phi(q_i).phi(k_j) - mean_j phi(q_i).phi(k_j)) + 1/N written
     out (N x N), s = d**-0.5 / N by default."""
     from softcore._reference_attention import phi
@@ -44,10 +61,12 @@ def inline_attention(q, k, v, *, scale=None, feature_map="identity"):
     s = d**-0.5 / n_keys if scale is None else scale
     a = phi(q, feature_map) @ np.swapaxes(phi(k, feature_map), -1, -2)
     w = s * (a - a.mean(-1, keepdims=True)) + 1.0 / n_keys
-    return w @ v
+    return cast("NDArray[np.floating[Any]]", w @ v)
 
 
-def rala_attention(q, k, v, *, scale=None, eps=1e-6):
+def rala_attention(
+    q: ArrayLike, k: ArrayLike, v: ArrayLike, *, scale: float | None = None, eps: float = 1e-6
+) -> NDArray[np.floating[Any]]:
     """RALA's core as qhfan/RALA's GateLinearAttentionNoSilu computes it (without RoPE and
     LePE): alpha = softmax(s mean(phi(q)) phi(k)^T), k' = N alpha phi(k), then
     phi(q) (k'^T v / N) / (phi(q) . mean k' + eps)."""
@@ -63,15 +82,17 @@ def rala_attention(q, k, v, *, scale=None, eps=1e-6):
     kk = fk * eff * n_keys
     z = 1.0 / (fq @ np.swapaxes(kk.mean(-2, keepdims=True), -1, -2) + eps)
     kv = (np.swapaxes(kk, -1, -2) * n_keys**-0.5) @ (v * n_keys**-0.5)
-    return fq @ kv * z
+    return cast("NDArray[np.floating[Any]]", fq @ kv * z)
 
 
-def agent_pool(x, num_agents, *, grid=None):
+def agent_pool(
+    x: ArrayLike, num_agents: int, *, grid: tuple[int, int] | None = None
+) -> NDArray[np.floating[Any]]:
     """Adaptive average pooling of the tokens (PyTorch's bins), 1-D or over an (h, w) grid."""
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[-2]
 
-    def bins(out, length):
+    def bins(out: int, length: int) -> list[tuple[int, int]]:
         return [(i * length // out, -((-(i + 1) * length) // out)) for i in range(out)]
 
     if grid is None:
@@ -86,7 +107,7 @@ def agent_pool(x, num_agents, *, grid=None):
     return np.stack(parts, axis=-2)
 
 
-def _softmax_rows(x):
+def _softmax_rows(x: NDArray[np.floating[Any]]) -> NDArray[np.floating[Any]]:
     m = np.max(x, -1, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
     e = np.exp(x - m)
@@ -95,8 +116,17 @@ def _softmax_rows(x):
 
 
 def agent_attention(
-    q, k, v, agents=None, *, num_agents=49, grid=None, scale=None, agent_bias=None, query_bias=None
-):
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    agents: ArrayLike | None = None,
+    *,
+    num_agents: int = 49,
+    grid: tuple[int, int] | None = None,
+    scale: float | None = None,
+    agent_bias: ArrayLike | None = None,
+    query_bias: ArrayLike | None = None,
+) -> NDArray[np.floating[Any]]:
     """softmax(s Q A^T + B2) softmax(s A K^T + B1) V, written out."""
     q, k, v = (np.asarray(x, dtype=np.float64) for x in (q, k, v))
     k, v = _repeat_heads(q, k), _repeat_heads(q, v)
@@ -108,10 +138,20 @@ def agent_attention(
     s2 = s * q @ np.swapaxes(a, -1, -2)
     if query_bias is not None:
         s2 = s2 + np.asarray(query_bias, np.float64)
-    return _softmax_rows(s2) @ (_softmax_rows(s1) @ v)
+    return cast("NDArray[np.floating[Any]]", _softmax_rows(s2) @ (_softmax_rows(s1) @ v))
 
 
-def tensor_attention(q, k1, k2, v1, v2, *, scale=None, causal=False, windows=None):
+def tensor_attention(
+    q: ArrayLike,
+    k1: ArrayLike,
+    k2: ArrayLike,
+    v1: ArrayLike,
+    v2: ArrayLike,
+    *,
+    scale: float | None = None,
+    causal: bool = False,
+    windows: tuple[int, int] | None = None,
+) -> NDArray[np.floating[Any]]:
     """The triple-wise softmax written out: (n, s1, s2) scores per head, for small sizes."""
     q, k1, k2, v1, v2 = (np.asarray(x, dtype=np.float64) for x in (q, k1, k2, v1, v2))
     k1, k2, v1, v2 = (_repeat_heads(q, x) for x in (k1, k2, v1, v2))

@@ -3,14 +3,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 
-def _f64(x):
+def _f64(x: ArrayLike) -> NDArray[np.float64]:
     return np.asarray(x, dtype=np.float64)
 
 
-def power_softmax(x, p=4, axis=-1, *, eps=0.0, where=None):
+def power_softmax(
+    x: ArrayLike,
+    p: int = 4,
+    axis: int = -1,
+    *,
+    eps: float = 0.0,
+    where: ArrayLike | None = None,
+) -> NDArray[np.floating[Any]]:
     """x^p / (eps + sum x^p) along axis, computed on x / max|x| (eps becomes eps / m^p).
 
     Masked entries give 0 and leave the sum; a row with nothing kept gives 0s; an all-zero row
@@ -32,7 +42,12 @@ def power_softmax(x, p=4, axis=-1, *, eps=0.0, where=None):
     return np.where(keep & kept_any, y, 0.0)
 
 
-def softmax_regression(a, b, x, *, hessian=False):
+def softmax_regression(
+    a: ArrayLike, b: ArrayLike, x: ArrayLike, *, hessian: bool = False
+) -> (
+    tuple[float, NDArray[np.floating[Any]]]
+    | tuple[float, NDArray[np.floating[Any]], NDArray[np.floating[Any]]]
+):
     """(loss, grad[, hess]) of L(x) = 0.5 ||softmax(a x) - b||^2, by the chain rule written out
     directly (Jacobian of softmax and its derivative), independent of the kernel's closed form."""
     a, b, x = _f64(a), _f64(b), _f64(x)

@@ -7,22 +7,27 @@ everywhere, a row of only -inf gives NaN, a -inf entry next to a finite one give
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 ALGORITHMS = ("auto", "two_pass", "online", "three_pass_reload", "three_pass_recompute")
 
 
-def _f64(x):
+def _f64(x: ArrayLike) -> NDArray[np.float64]:
     return np.asarray(x, dtype=np.float64)
 
 
-def _mask(x, where):
+def _mask(x: NDArray[Any], where: ArrayLike | None) -> NDArray[np.bool_]:
     if where is None:
         return np.ones(x.shape, dtype=bool)
     return np.broadcast_to(np.asarray(where, dtype=bool), x.shape)
 
 
-def softmax(x, axis=-1, *, where=None):
+def softmax(
+    x: ArrayLike, axis: int = -1, *, where: ArrayLike | None = None
+) -> NDArray[np.floating[Any]]:
     """exp(x - max) / sum(exp(x - max)) along ``axis`` over the kept entries.
 
     Masked entries give 0; a row with nothing kept gives 0s.
@@ -42,7 +47,9 @@ def softmax(x, axis=-1, *, where=None):
     return y
 
 
-def log_softmax(x, axis=-1, *, where=None):
+def log_softmax(
+    x: ArrayLike, axis: int = -1, *, where: ArrayLike | None = None
+) -> NDArray[np.floating[Any]]:
     """x - logsumexp(x) along ``axis``; masked entries (and rows with nothing kept) give -inf."""
     x = _f64(x)
     keep = _mask(x, where)
@@ -54,7 +61,9 @@ def log_softmax(x, axis=-1, *, where=None):
     return np.where(keep, y, -np.inf)
 
 
-def logsumexp(x, axis=-1, *, where=None):
+def logsumexp(
+    x: ArrayLike, axis: int = -1, *, where: ArrayLike | None = None
+) -> NDArray[np.floating[Any]]:
     """log(sum(exp(x))) over the kept entries, ``axis`` removed.
 
     +inf if the row holds +inf (and no NaN), NaN with a NaN, -inf for an empty or all -inf row.
@@ -68,10 +77,10 @@ def logsumexp(x, axis=-1, *, where=None):
         m = np.max(xm, axis=axis, keepdims=True)
         shift = np.where(np.isfinite(m), m, 0.0)
         r = np.log(np.sum(np.exp(xm - shift), axis=axis, keepdims=True)) + shift
-    return np.squeeze(r, axis=axis)
+    return np.asarray(np.squeeze(r, axis=axis))
 
 
-def pinv(a, *, ridge=0.0):
+def pinv(a: ArrayLike, *, ridge: float = 0.0) -> NDArray[np.floating[Any]]:
     """Moore–Penrose pseudo-inverse of each (..., m, n) matrix (of a + ridge I), by SVD."""
     a = _f64(a)
     if ridge:
@@ -82,7 +91,7 @@ def pinv(a, *, ridge=0.0):
     return np.linalg.pinv(a)
 
 
-def pinv_backward(a, a_pinv, grad):
+def pinv_backward(a: ArrayLike, a_pinv: ArrayLike, grad: ArrayLike) -> NDArray[np.floating[Any]]:
     """dL/dA through P = pinv(A) given G = dL/dP:
     -P^T G P^T + (I - A P) G^T P P^T + P^T P G^T (I - P A)."""
     a, p, g = _f64(a), _f64(a_pinv), _f64(grad)
@@ -94,16 +103,16 @@ def pinv_backward(a, a_pinv, grad):
     return -pt @ g @ pt + i_ap @ gt @ p @ pt + pt @ p @ gt @ i_pa
 
 
-def gaussian_kernel(x, y):
+def gaussian_kernel(x: ArrayLike, y: ArrayLike) -> NDArray[np.floating[Any]]:
     """exp(-||x_i - y_j||^2 / 2) with squared distances clamped at 0."""
     x, y = _f64(x), _f64(y)
     sq = (
         (x**2).sum(-1)[..., :, None] + (y**2).sum(-1)[..., None, :] - 2 * x @ np.swapaxes(y, -1, -2)
     )
-    return np.exp(-np.maximum(sq, 0.0) / 2)
+    return np.asarray(np.exp(-np.maximum(sq, 0.0) / 2))
 
 
-def segment_means(q, num_landmarks):
+def segment_means(q: ArrayLike, num_landmarks: int) -> NDArray[np.floating[Any]]:
     """Means of contiguous segments of q's rows: segment i is rows i*n//l .. (i+1)*n//l."""
     q = _f64(q)
     n = q.shape[-2]
@@ -111,7 +120,15 @@ def segment_means(q, num_landmarks):
     return np.stack([q[..., i * n // lm : (i + 1) * n // lm, :].mean(-2) for i in range(lm)], -2)
 
 
-def soft_attention(q, v, landmarks=None, *, num_landmarks=49, ridge=0.0, normalize=False):
+def soft_attention(
+    q: ArrayLike,
+    v: ArrayLike,
+    landmarks: ArrayLike | None = None,
+    *,
+    num_landmarks: int = 49,
+    ridge: float = 0.0,
+    normalize: bool = False,
+) -> NDArray[np.floating[Any]]:
     """SOFT: K(q, L) pinv(K(L, L)) K(L, q) v, optionally D^-1/2-normalised around the pinv."""
     q, v = _f64(q), _f64(v)
     lm = segment_means(q, num_landmarks) if landmarks is None else _f64(landmarks)

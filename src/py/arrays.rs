@@ -75,6 +75,19 @@ pub fn floats<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, what: &str) -> PyResu
     } else if dt.kind() == b'f' && dt.itemsize() == 2 {
         let f = a.call_method1("astype", ("float32",))?;
         (Floats::F32(f.cast_into::<PyArrayDyn<f32>>()?), true)
+    } else if dt.kind() == b'f' && matches!(dt.itemsize(), 4 | 8) {
+        // Non-native byte order ('>f4' on x86): computed on a native copy, returned native.
+        let native = if dt.itemsize() == 4 {
+            "float32"
+        } else {
+            "float64"
+        };
+        let f = a.call_method1("astype", (native,))?;
+        if dt.itemsize() == 4 {
+            (Floats::F32(f.cast_into::<PyArrayDyn<f32>>()?), false)
+        } else {
+            (Floats::F64(f.cast_into::<PyArrayDyn<f64>>()?), false)
+        }
     } else {
         return Err(PyTypeError::new_err(format!(
             "{what}: unsupported dtype {}; expected float16, float32 or float64",

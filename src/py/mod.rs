@@ -3,6 +3,7 @@
 
 mod arrays;
 mod attention;
+mod axes;
 mod decode;
 mod errors;
 mod linalg;

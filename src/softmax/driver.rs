@@ -10,7 +10,7 @@
 //! so the result is bitwise identical for any thread count.
 
 use super::extexp::ExtSum;
-use super::rows::{ChunkSum, ChunkWrite, RowOp, Rows, RowsLse};
+use super::rows::{ChunkSum, ChunkWrite, Rows, RowsLse};
 use super::strided::{Cols, OutPtr};
 use super::Algorithm;
 use crate::error::{normalize_axis, Error, Result};
@@ -36,12 +36,7 @@ const AUTO_RELOAD_MAX_BYTES: usize = 1 << 20;
 const STREAM_MIN_BYTES: usize = 16 << 20;
 const AUTO_STREAM_MIN_ROW: usize = 1024;
 
-/// Which member of the family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
-    Softmax(Algorithm),
-    LogSoftmax,
-}
+pub use super::rows::Op;
 
 /// softmax(x) along `axis` into `out` (same shape). `mask`, broadcastable to x, keeps the entries
 /// where it is true; masked entries give 0, a row with nothing kept gives 0s.
@@ -88,12 +83,8 @@ pub fn softmax_with<E: Lanes>(
         Op::Softmax(_) => E::ZERO,
         Op::LogSoftmax => E::NEG_INFINITY,
     };
-    let row_op = match op {
-        Op::Softmax(a) => RowOp::Softmax(a),
-        Op::LogSoftmax => RowOp::LogSoftmax,
-    };
     let body = |ys: &mut [E]| {
-        compute(isa, &xs, ys, n, inner, row_op);
+        compute(isa, &xs, ys, n, inner, op);
         if let Some(m) = &mask {
             for (y, &k) in ys.iter_mut().zip(m.iter()) {
                 if !k {
@@ -149,7 +140,7 @@ pub fn logsumexp_with<E: Lanes>(
                 ptr,
                 n,
                 inner,
-                RowOp::LogSoftmax,
+                Op::LogSoftmax,
             );
         }
     }
@@ -195,7 +186,7 @@ fn masked_input<'a, E: Elem>(
     Ok((Cow::Owned(xs), Some(ms)))
 }
 
-fn compute<E: Lanes>(isa: Isa, xs: &[E], ys: &mut [E], n: usize, inner: usize, op: RowOp) {
+fn compute<E: Lanes>(isa: Isa, xs: &[E], ys: &mut [E], n: usize, inner: usize, op: Op) {
     if n == 0 || xs.is_empty() {
         return;
     }
@@ -230,16 +221,16 @@ pub fn resolve_auto<E>(n: usize, bytes: usize) -> Algorithm {
     }
 }
 
-fn rows<E: Lanes>(isa: Isa, xs: &[E], ys: &mut [E], n: usize, op: RowOp) {
+fn rows<E: Lanes>(isa: Isa, xs: &[E], ys: &mut [E], n: usize, op: Op) {
     let op = match op {
-        RowOp::Softmax(Algorithm::Auto) => RowOp::Softmax(resolve_auto::<E>(n, size_of_val(ys))),
+        Op::Softmax(Algorithm::Auto) => Op::Softmax(resolve_auto::<E>(n, size_of_val(ys))),
         o => o,
     };
-    let splittable = matches!(op, RowOp::LogSoftmax | RowOp::Softmax(Algorithm::TwoPass));
+    let splittable = matches!(op, Op::LogSoftmax | Op::Softmax(Algorithm::TwoPass));
     let stream = streams(size_of_val(ys));
     if splittable && n >= LONG_ROW {
         for (x, y) in xs.chunks_exact(n).zip(ys.chunks_exact_mut(n)) {
-            long_row(isa, x, y, op == RowOp::LogSoftmax, stream);
+            long_row(isa, x, y, op == Op::LogSoftmax, stream);
         }
         return;
     }
@@ -286,9 +277,9 @@ fn long_row<E: Lanes>(isa: Isa, x: &[E], y: &mut [E], log: bool, stream: bool) {
     if !s.is_safe() {
         // Rare (non-finite or extreme values): the exact serial path.
         let op = if log {
-            RowOp::LogSoftmax
+            Op::LogSoftmax
         } else {
-            RowOp::Softmax(Algorithm::ThreePassRecompute)
+            Op::Softmax(Algorithm::ThreePassRecompute)
         };
         let n = x.len();
         dispatch(
@@ -367,7 +358,7 @@ fn cols<E: Lanes>(
     lse: OutPtr<E>,
     n: usize,
     inner: usize,
-    op: RowOp,
+    op: Op,
 ) {
     let block = n * inner;
     // Column ranges: a multiple of 64 (every ISA's strip width) holding about TASK_ELEMS.

@@ -2,6 +2,7 @@
 //! optional masks. `driver` maps arrays of any layout onto the contiguous-row kernels (`rows`) or
 //! the column-strip kernels (`strided`) and splits the work across threads.
 
+mod axes;
 mod driver;
 mod extexp;
 mod maxsub;
@@ -14,6 +15,7 @@ mod vmap;
 #[cfg(test)]
 mod tests;
 
+pub use axes::{logsumexp_axes_with, softmax_axes_with, Axes};
 pub use driver::{log_softmax, logsumexp, logsumexp_with, softmax, softmax_with, Op};
 pub use power::power_softmax;
 

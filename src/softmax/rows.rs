@@ -85,9 +85,9 @@ where
     mx.to_f64() + (sum.to_f64() / c.to_f64()).ln()
 }
 
-/// What to compute for each row.
+/// Which member of the family, for a whole call and for each row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RowOp {
+pub enum Op {
     Softmax(Algorithm),
     LogSoftmax,
 }
@@ -97,7 +97,7 @@ pub struct Rows<'a, E> {
     pub x: &'a [E],
     pub y: &'a mut [E],
     pub n: usize,
-    pub op: RowOp,
+    pub op: Op,
     /// Non-temporal stores for the two-pass write.
     pub stream: bool,
 }
@@ -115,8 +115,8 @@ impl<E: Lanes> Kernel<E> for Rows<'_, E> {
             .zip(self.y.chunks_exact_mut(self.n))
         {
             match self.op {
-                RowOp::Softmax(a) => softmax_row::<S>(x, y, a, self.stream),
-                RowOp::LogSoftmax => log_softmax_row::<S>(x, y, self.stream),
+                Op::Softmax(a) => softmax_row::<S>(x, y, a, self.stream),
+                Op::LogSoftmax => log_softmax_row::<S>(x, y, self.stream),
             }
         }
     }

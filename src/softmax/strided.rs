@@ -10,7 +10,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::extexp::{e_init, merge_v, ExtSum};
-use super::rows::{log_softmax_row, logsumexp_row, softmax_row, RowOp};
+use super::rows::{log_softmax_row, logsumexp_row, softmax_row, Op};
 use super::vmap::{ExtLog, ExtScale, VFn};
 use super::Algorithm;
 use crate::simd::exp::{exp_parts_with, exp_with, ExpPoly};
@@ -35,7 +35,7 @@ pub struct Cols<'a, E> {
     pub n: usize,
     pub inner: usize,
     pub cols: std::ops::Range<usize>,
-    pub op: RowOp,
+    pub op: Op,
 }
 
 impl<E: Lanes> Kernel<E> for Cols<'_, E> {
@@ -168,7 +168,7 @@ fn shift_exact<E: Elem>(m: E) -> bool {
 /// `ctx.y` (if not null) must be valid for writes of the strip's columns of all n rows and
 /// `ctx.lse` (if not null) for columns j .. j + width; nothing else may access them meanwhile.
 #[inline(always)]
-unsafe fn strip<S: Simd, const V: usize>(ctx: StripCtx<'_, S::E>, op: RowOp)
+unsafe fn strip<S: Simd, const V: usize>(ctx: StripCtx<'_, S::E>, op: Op)
 where
     S::E: Lanes,
 {
@@ -178,9 +178,7 @@ where
     let mut redo = [false; 64];
     let max_based = matches!(
         op,
-        RowOp::Softmax(
-            Algorithm::Online | Algorithm::ThreePassReload | Algorithm::ThreePassRecompute
-        )
+        Op::Softmax(Algorithm::Online | Algorithm::ThreePassReload | Algorithm::ThreePassRecompute)
     ) && ctx.lse.is_null();
     if max_based {
         unsafe { strip_max_based::<S, V>(ctx, op, &mut redo) };
@@ -197,7 +195,7 @@ where
 #[inline(always)]
 unsafe fn strip_two_pass<S: Simd, const V: usize>(
     ctx: StripCtx<'_, S::E>,
-    op: RowOp,
+    op: Op,
     redo: &mut [bool; 64],
 ) where
     S::E: Lanes,
@@ -236,7 +234,7 @@ unsafe fn strip_two_pass<S: Simd, const V: usize>(
     let e = vectors::<S, V>(&es);
     // SAFETY: forwarded contract.
     unsafe {
-        if op == RowOp::LogSoftmax {
+        if op == Op::LogSoftmax {
             ctx.write::<S, _, V>(ExtLog::<S, V> {
                 e,
                 ln_m: vectors::<S, V>(&lnm),
@@ -257,7 +255,7 @@ unsafe fn strip_two_pass<S: Simd, const V: usize>(
 #[inline(always)]
 unsafe fn strip_max_based<S: Simd, const V: usize>(
     ctx: StripCtx<'_, S::E>,
-    op: RowOp,
+    op: Op,
     redo: &mut [bool; 64],
 ) where
     S::E: Lanes,
@@ -266,8 +264,8 @@ unsafe fn strip_max_based<S: Simd, const V: usize>(
     let poly = ExpPoly::<S>::softmax(S::splat(S::E::ONE));
     let zero = S::splat(S::E::ZERO);
     let mut sum = [zero; V];
-    let online = op == RowOp::Softmax(Algorithm::Online);
-    let reload = op == RowOp::Softmax(Algorithm::ThreePassReload);
+    let online = op == Op::Softmax(Algorithm::Online);
+    let reload = op == Op::Softmax(Algorithm::ThreePassReload);
     let mut mx = [S::splat(if online {
         S::E::LOWEST
     } else {
@@ -351,7 +349,7 @@ unsafe fn strip_max_based<S: Simd, const V: usize>(
 /// # Safety
 /// As for `strip`.
 #[inline(always)]
-unsafe fn redo_columns<S: Simd>(ctx: StripCtx<'_, S::E>, redo: &[bool], op: RowOp)
+unsafe fn redo_columns<S: Simd>(ctx: StripCtx<'_, S::E>, redo: &[bool], op: Op)
 where
     S::E: Lanes,
 {
@@ -376,8 +374,8 @@ where
             continue;
         }
         match op {
-            RowOp::LogSoftmax => log_softmax_row::<S>(&col, &mut out, false),
-            RowOp::Softmax(_) => {
+            Op::LogSoftmax => log_softmax_row::<S>(&col, &mut out, false),
+            Op::Softmax(_) => {
                 softmax_row::<S>(&col, &mut out, Algorithm::ThreePassRecompute, false)
             }
         }

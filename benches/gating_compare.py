@@ -1,12 +1,13 @@
 """top_k_gating vs NumPy (softmax + argpartition + stable reorder) and PyTorch when installed;
-f32, one thread. The last row is DeepSeek-V3-style routing (sigmoid scores, bias, 8 groups).
+f32, one thread, medians of interleaved calls. The last row is DeepSeek-V3-style routing
+(sigmoid scores, bias, 8 groups).
 
 OPENBLAS_NUM_THREADS=1 python benches/gating_compare.py
 """
 
 import numpy as np
 import softcore
-from softcore._bench import _row, best_of
+from softcore._bench_core import Bench
 from softcore._bench_moe import gating_cases
 
 if __name__ == "__main__":
@@ -17,5 +18,4 @@ if __name__ == "__main__":
         torch.set_num_threads(1)
     except ImportError:
         torch = None
-    for line in gating_cases(np.random.default_rng(0), best_of, _row, torch):
-        print(line)
+    gating_cases(np.random.default_rng(0), Bench(), torch)

@@ -1,13 +1,15 @@
 """The comparison behind `python -m softcore bench` and benches/compare.py.
 
-Every row times softcore and its peers in the same run, on the same arrays, and reports ratios
-(best of several repeats; these machines are noisy, so absolute times mean little). NumPy's BLAS
-uses its own thread count: run with OPENBLAS_NUM_THREADS=1 for single-thread linalg ratios.
+Every row times softcore and its peers in the same run, on the same arrays, as medians of
+interleaved calls (`_bench_core`), softcore called as users call it (no `out=`), and reports
+ratios. NumPy's BLAS uses its own thread count: run with OPENBLAS_NUM_THREADS=1 for
+single-thread linalg ratios.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 from typing import Any, Callable, Literal, cast
@@ -16,12 +18,14 @@ import numpy as np
 
 import softcore
 from softcore._bench_attention import attention_cases
+from softcore._bench_core import Bench, Fn, cpu_model
 from softcore._bench_moe import gating_cases
 from softcore._bench_papers import papers_cases
 
 
 def best_of(f: Callable[[], object], budget: float = 0.25, max_reps: int = 200) -> float:
-    """The best time of repeated calls (at least 3, for about `budget` seconds)."""
+    """The best time of repeated calls (at least 3, for about `budget` seconds): for the
+    benches/ scripts that study one kernel's variants; the bench table uses medians."""
     f()
     best = float("inf")
     spent = 0.0
@@ -77,104 +81,78 @@ def _peers() -> dict[str, Any]:
     return mods
 
 
-def _row(name: str, shape: tuple[int, ...], ours: float, peers: dict[str, float]) -> str:
-    cells = [f"{name:<26}", f"{'x'.join(map(str, shape)):>11}", f"{ours * 1e3:8.3f}"]
-    for k, t in peers.items():
-        cells.append(f"{k} {t * 1e3:7.3f} ({t / ours:5.2f}x)")
-    return "  ".join(cells)
-
-
-def _softmax_case(x: np.ndarray, peers: dict[str, Any]) -> str:
+def _softmax_case(bench: Bench, x: np.ndarray, peers: dict[str, Any]) -> None:
     out = np.empty_like(x)
-    ours = best_of(lambda: softcore.softmax(x, out=out))
-    p = {
-        "np.copyto": best_of(lambda: np.copyto(out, x)),
-        "numpy": best_of(lambda: numpy_softmax(x)),
-        "numpy(out=)": best_of(lambda: numpy_softmax_out(x, out)),
+    p: dict[str, Fn] = {
+        "numpy": functools.partial(numpy_softmax, x),
+        "numpy(out=)": functools.partial(numpy_softmax_out, x, out),
     }
     if "scipy" in peers:
-        p["scipy"] = best_of(lambda: peers["scipy"].softmax(x, axis=-1))
+        p["scipy"] = functools.partial(peers["scipy"].softmax, x, axis=-1)
     if "torch" in peers:
-        xt = peers["torch"].from_numpy(x)
-        p["torch"] = best_of(lambda: peers["torch"].softmax(xt, -1))
-    return _row("softmax f32 auto, out=", x.shape, ours, p)
+        p["torch"] = functools.partial(peers["torch"].softmax, peers["torch"].from_numpy(x), -1)
+    copy = ("np.copyto", functools.partial(np.copyto, out, x))
+    bench.row("softmax f32", x.shape, functools.partial(softcore.softmax, x), p, floor=copy)
 
 
-def _family_cases(x: np.ndarray, peers: dict[str, Any]) -> list[str]:
-    rows = []
-    out = np.empty_like(x)
-    p = {"numpy": best_of(lambda: numpy_log_softmax(x))}
+def _family_cases(bench: Bench, x: np.ndarray, peers: dict[str, Any]) -> None:
+    p: dict[str, Fn] = {"numpy": functools.partial(numpy_log_softmax, x)}
     if "scipy" in peers:
-        p["scipy"] = best_of(lambda: peers["scipy"].log_softmax(x, axis=-1))
+        p["scipy"] = functools.partial(peers["scipy"].log_softmax, x, axis=-1)
     if "torch" in peers:
         xt = peers["torch"].from_numpy(x)
-        p["torch"] = best_of(lambda: peers["torch"].log_softmax(xt, -1))
-    rows.append(
-        _row("log_softmax f32, out=", x.shape, best_of(lambda: softcore.log_softmax(x, out=out)), p)
-    )
-    p = {"numpy": best_of(lambda: numpy_logsumexp(x))}
+        p["torch"] = functools.partial(peers["torch"].log_softmax, xt, -1)
+    bench.row("log_softmax f32", x.shape, functools.partial(softcore.log_softmax, x), p)
+    p = {"numpy": functools.partial(numpy_logsumexp, x)}
     if "scipy" in peers:
-        p["scipy"] = best_of(lambda: peers["scipy"].logsumexp(x, axis=-1))
-    rows.append(_row("logsumexp f32", x.shape, best_of(lambda: softcore.logsumexp(x)), p))
+        p["scipy"] = functools.partial(peers["scipy"].logsumexp, x, axis=-1)
+    bench.row("logsumexp f32", x.shape, functools.partial(softcore.logsumexp, x), p)
     xt = np.ascontiguousarray(x.T)
-    out_t = np.empty_like(xt)
-    p = {"numpy": best_of(lambda: numpy_softmax(xt, axis=0))}
+    p = {"numpy": functools.partial(numpy_softmax, xt, axis=0)}
     if "scipy" in peers:
-        p["scipy"] = best_of(lambda: peers["scipy"].softmax(xt, axis=0))
-    ours = best_of(lambda: softcore.softmax(xt, axis=0, out=out_t))
-    rows.append(_row("softmax f32 axis=0, out=", xt.shape, ours, p))
+        p["scipy"] = functools.partial(peers["scipy"].softmax, xt, axis=0)
+    bench.row("softmax f32 axis=0", xt.shape, functools.partial(softcore.softmax, xt, axis=0), p)
     x64 = x.astype(np.float64)
-    out64 = np.empty_like(x64)
-    ours = best_of(lambda: softcore.softmax(x64, out=out64))
-    rows.append(
-        _row(
-            "softmax f64 auto, out=",
-            x64.shape,
-            ours,
-            {"numpy": best_of(lambda: numpy_softmax(x64))},
-        )
-    )
-    return rows
+    p = {"numpy": functools.partial(numpy_softmax, x64)}
+    bench.row("softmax f64", x64.shape, functools.partial(softcore.softmax, x64), p)
 
 
-def _algorithms_case(n: int) -> str:
+_ALGORITHMS: tuple[Literal["three_pass_reload", "three_pass_recompute", "online"], ...] = (
+    "three_pass_reload",
+    "three_pass_recompute",
+    "online",
+)
+
+
+def _algorithms_case(bench: Bench, n: int) -> None:
     x = np.random.default_rng(1).standard_normal((1, n), dtype=np.float32)
-    out = np.empty_like(x)
-    names: tuple[Literal["two_pass", "three_pass_reload", "three_pass_recompute", "online"], ...]
-    names = ("two_pass", "three_pass_reload", "three_pass_recompute", "online")
-    t = {a: best_of(functools.partial(softcore.softmax, x, algorithm=a, out=out)) for a in names}
-    return _row(
-        "softmax two_pass vs",
+    p: dict[str, Fn] = {a: functools.partial(softcore.softmax, x, algorithm=a) for a in _ALGORITHMS}
+    ours = functools.partial(softcore.softmax, x, algorithm="two_pass")
+    bench.row("softmax two_pass vs", x.shape, ours, p)
+
+
+def _threads_case(bench: Bench, x: np.ndarray, threads: int) -> None:
+    def on(n: int) -> object:
+        softcore.set_num_threads(n)
+        return softcore.softmax(x)
+
+    bench.row(
+        "softmax 2 threads vs",
         x.shape,
-        t["two_pass"],
-        {k: v for k, v in t.items() if k != "two_pass"},
+        functools.partial(on, 2),
+        {"1 thread": functools.partial(on, 1)},
     )
-
-
-def _threads_case(x: np.ndarray, threads: int) -> str:
-    out = np.empty_like(x)
-    softcore.set_num_threads(1)
-    one = best_of(lambda: softcore.softmax(x, out=out))
-    softcore.set_num_threads(2)
-    two = best_of(lambda: softcore.softmax(x, out=out))
     softcore.set_num_threads(threads)
-    return _row("softmax 2 threads vs", x.shape, two, {"1 thread": one})
 
 
-def _linalg_cases(rng: np.random.Generator, quick: bool) -> list[str]:
+def _linalg_cases(bench: Bench, rng: np.random.Generator, quick: bool) -> None:
     """pinv on SOFT-like landmark kernels and SOFT attention against NumPy."""
     batch, m = (16, 49) if quick else (64, 49)
     lm = 0.25 * rng.standard_normal((batch, m, 32))
     sq = ((lm[:, :, None, :] - lm[:, None, :, :]) ** 2).sum(-1)
     k = np.exp(-np.maximum(sq, 0) / 2).astype(np.float32)
-    rows = [
-        _row(
-            "pinv f32 (SOFT K(L,L))",
-            k.shape,
-            best_of(lambda: softcore.pinv(k)),
-            {"np.linalg.pinv": best_of(lambda: np.linalg.pinv(k))},
-        )
-    ]
+    peers: dict[str, Fn] = {"np.linalg.pinv": functools.partial(np.linalg.pinv, k)}
+    bench.row("pinv f32 (SOFT K(L,L))", k.shape, functools.partial(softcore.pinv, k), peers)
     heads, n = (2, 1024) if quick else (8, 4096)
     q = (rng.standard_normal((heads, n, 32)) * 32**-0.25).astype(np.float32)
     lm32 = (0.25 * rng.standard_normal((heads, 49, 32))).astype(np.float32)
@@ -190,40 +168,67 @@ def _linalg_cases(rng: np.random.Generator, quick: bool) -> list[str]:
             "np.ndarray", kql @ (np.linalg.pinv(kern(lm32, lm32)) @ (np.swapaxes(kql, -1, -2) @ q))
         )
 
-    ours = best_of(lambda: softcore.soft_attention(q, q, lm32))
-    rows.append(_row("soft_attention f32, 49 lm", q.shape, ours, {"numpy": best_of(numpy_soft)}))
-    return rows
+    ours = functools.partial(softcore.soft_attention, q, q, lm32)
+    bench.row("soft_attention f32, 49 lm", q.shape, ours, {"numpy": numpy_soft})
 
 
-def run(quick: bool = False, threads: int = 1) -> None:
+def header(threads: int, peers: dict[str, Any]) -> dict[str, Any]:
+    """What the figures were measured on."""
+    return {
+        "softcore": softcore.__version__,
+        "isa": softcore.isa(),
+        "threads": threads,
+        "cpu": cpu_model(),
+        "numpy": np.__version__,
+        "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS", "unset: all cores"),
+        "peers": {k: getattr(v, "__version__", "") for k, v in peers.items()},
+    }
+
+
+def run(
+    quick: bool = False,
+    threads: int = 1,
+    json_path: str | None = None,
+    plot_path: str | None = None,
+) -> None:
     softcore.set_num_threads(threads)
     peers = _peers()
     if "torch" in peers:
         peers["torch"].set_num_threads(threads)
     rng = np.random.default_rng(0)
-    # NumPy's linalg rows (pinv, soft_attention) run on OpenBLAS with its own thread count.
-    blas = os.environ.get("OPENBLAS_NUM_THREADS", "unset: all cores")
+    head = header(threads, peers)
     print(
-        f"softcore {softcore.__version__}  isa={softcore.isa()}  threads={threads}  "
-        f"numpy {np.__version__} (OPENBLAS_NUM_THREADS={blas})" + "".join(f"  {k}" for k in peers)
+        f"softcore {head['softcore']}  isa={head['isa']}  threads={threads}  cpu: {head['cpu']}\n"
+        f"numpy {head['numpy']} (OPENBLAS_NUM_THREADS={head['openblas_num_threads']})"
+        + "".join(f"  {k}" for k in peers)
     )
-    print("ms, best of repeats; (Nx) = peer time / softcore time: above 1, softcore is faster")
+    print(
+        "ms, medians of interleaved calls, softcore without out=; (Nx) = peer time / softcore "
+        "time: above 1, softcore is faster; a floor is what the same bytes cost to copy or read",
+        flush=True,
+    )
+    bench = Bench(quick=quick)
     shapes = [(4096, 1024), (65536, 64), (64, 8192), (256, 65536), (1, 1 << 24)]
     if quick:
         shapes = [(1024, 1024), (16384, 64), (64, 8192), (16, 65536), (1, 1 << 22)]
     for shape in shapes:
-        print(_softmax_case(rng.standard_normal(shape, dtype=np.float32), peers))
-    print(_algorithms_case(shapes[-1][1]))
+        _softmax_case(bench, rng.standard_normal(shape, dtype=np.float32), peers)
+    _algorithms_case(bench, shapes[-1][1])
     x = rng.standard_normal(shapes[0], dtype=np.float32)
-    for row in _family_cases(x, peers):
-        print(row)
+    _family_cases(bench, x, peers)
     if (os.cpu_count() or 1) > 1:
-        print(_threads_case(x, threads))
-    for row in _linalg_cases(rng, quick):
-        print(row)
-    for row in gating_cases(rng, best_of, _row, peers.get("torch"), quick):
-        print(row)
-    for row in attention_cases(rng, best_of, _row, peers.get("torch"), quick):
-        print(row)
-    for row in papers_cases(rng, best_of, _row, peers.get("torch"), quick):
-        print(row)
+        _threads_case(bench, x, threads)
+    _linalg_cases(bench, rng, quick)
+    torch = peers.get("torch")
+    gating_cases(rng, bench, torch, quick)
+    attention_cases(rng, bench, torch, quick)
+    papers_cases(rng, bench, torch, quick)
+    if json_path is not None:
+        with open(json_path, "w") as f:
+            json.dump({"machine": head, "rows": bench.records}, f, indent=1)
+        print(f"wrote {json_path}")
+    if plot_path is not None:
+        from softcore._bench_plot import plot
+
+        plot(plot_path, quick, head)
+        print(f"wrote {plot_path}")

@@ -3,11 +3,13 @@ and, when importable, PyTorch (SDPA; linear attention written in torch ops)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, cast
+import functools
+from typing import Any, cast
 
 import numpy as np
 
 import softcore
+from softcore._bench_core import Bench, Fn
 
 
 def _elu1(x: np.ndarray) -> np.ndarray:
@@ -51,8 +53,7 @@ def torch_chunked_causal(torch: Any, q: Any, k: Any, v: Any, c: int = 64) -> Any
 
 def attention_cases(
     rng: np.random.Generator,
-    best_of: Callable[[Callable[[], object]], float],
-    row: Callable[[str, tuple[int, ...], float, dict[str, float]], str],
+    bench: Bench,
     torch: Any = None,
     quick: bool = False,
 ) -> list[str]:
@@ -61,30 +62,30 @@ def attention_cases(
 
     rows = []
     q, k, v = qkv(1024 if quick else 2048)
-    ours = best_of(lambda: softcore.softmax_attention(q, k, v))
-    peers = {"numpy": best_of(lambda: numpy_softmax_attention(q, k, v))}
+    ours: Fn = functools.partial(softcore.softmax_attention, q, k, v)
+    peers = {"numpy": (lambda: numpy_softmax_attention(q, k, v))}
     if torch is not None:
         tq, tk, tv = (torch.from_numpy(x) for x in (q, k, v))
         sdpa = torch.nn.functional.scaled_dot_product_attention
-        peers["torch sdpa"] = best_of(lambda: sdpa(tq, tk, tv))
-        causal = best_of(lambda: softcore.softmax_attention(q, k, v, causal=True))
-        sdpa_c = best_of(lambda: sdpa(tq, tk, tv, is_causal=True))
-        rows.append(row("softmax_attention f32", q.shape, ours, peers))
-        rows.append(row("  causal", q.shape, causal, {"torch sdpa": sdpa_c}))
+        peers["torch sdpa"] = lambda: sdpa(tq, tk, tv)
+        causal = functools.partial(softcore.softmax_attention, q, k, v, causal=True)
+        sdpa_c = functools.partial(sdpa, tq, tk, tv, is_causal=True)
+        rows.append(bench.row("softmax_attention f32", q.shape, ours, peers))
+        rows.append(bench.row("  causal", q.shape, causal, {"torch sdpa": sdpa_c}))
     else:
-        rows.append(row("softmax_attention f32", q.shape, ours, peers))
+        rows.append(bench.row("softmax_attention f32", q.shape, ours, peers))
     q, k, v = qkv(4096 if quick else 16384)
-    peers = {"numpy": best_of(lambda: numpy_linear(q, k, v))}
+    peers = {"numpy": (lambda: numpy_linear(q, k, v))}
     if torch is not None:
         tq, tk, tv = (torch.from_numpy(x) for x in (q, k, v))
-        peers["torch"] = best_of(lambda: torch_linear(torch, tq, tk, tv))
-    ours = best_of(lambda: softcore.linear_attention(q, k, v))
-    rows.append(row("linear_attention elu1", q.shape, ours, peers))
+        peers["torch"] = lambda: torch_linear(torch, tq, tk, tv)
+    ours = functools.partial(softcore.linear_attention, q, k, v)
+    rows.append(bench.row("linear_attention elu1", q.shape, ours, peers))
     q, k, v = qkv(1024 if quick else 4096)
-    ours = best_of(lambda: softcore.linear_attention(q, k, v, causal=True))
+    ours = functools.partial(softcore.linear_attention, q, k, v, causal=True)
     peers = {}
     if torch is not None:
         tq, tk, tv = (torch.from_numpy(x) for x in (q, k, v))
-        peers["torch chunked"] = best_of(lambda: torch_chunked_causal(torch, tq, tk, tv))
-    rows.append(row("linear_attention causal", q.shape, ours, peers))
+        peers["torch chunked"] = lambda: torch_chunked_causal(torch, tq, tk, tv)
+    rows.append(bench.row("linear_attention causal", q.shape, ours, peers))
     return rows

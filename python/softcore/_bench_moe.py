@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 import softcore
+from softcore._bench_core import Bench
 
 
 def numpy_gating(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -39,8 +40,7 @@ CASES: list[tuple[int, int, int, dict[str, Any]]] = [
 
 def gating_cases(
     rng: np.random.Generator,
-    best_of: Callable[[Callable[[], object]], float],
-    row: Callable[[str, tuple[int, ...], float, dict[str, float]], str],
+    bench: Bench,
     torch: Any = None,
     quick: bool = False,
 ) -> list[str]:
@@ -50,11 +50,11 @@ def gating_cases(
         x = rng.standard_normal((t, e)).astype(np.float32)
         if kw.get("bias"):
             kw = dict(kw, bias=(0.01 * rng.standard_normal(e)).astype(np.float32))
-        ours = best_of(functools.partial(softcore.top_k_gating, x, k, **kw))
-        peers = {"numpy": best_of(functools.partial(numpy_gating, x, k))}
+        ours = functools.partial(softcore.top_k_gating, x, k, **kw)
+        peers = {"numpy": (functools.partial(numpy_gating, x, k))}
         if torch is not None and not kw:
             xt = torch.from_numpy(x)
-            peers["torch"] = best_of(functools.partial(torch_gating, torch, xt, k))
+            peers["torch"] = functools.partial(torch_gating, torch, xt, k)
         name = f"top_k_gating k={k}" + (" v3" if kw else "")
-        rows.append(row(name, x.shape, ours, peers))
+        rows.append(bench.row(name, x.shape, ours, peers))
     return rows

@@ -10,6 +10,7 @@ from typing import Any, Callable, cast
 import numpy as np
 
 import softcore
+from softcore._bench_core import Bench, Fn
 
 # An attention function of (q, k, v): softcore's and the NumPy transcriptions alike.
 _Attention = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -67,8 +68,7 @@ def numpy_tensor(
 
 def papers_cases(
     rng: np.random.Generator,
-    best_of: Callable[[Callable[[], object]], float],
-    row: Callable[[str, tuple[int, ...], float, dict[str, float]], str],
+    bench: Bench,
     torch: Any = None,
     quick: bool = False,
 ) -> list[str]:
@@ -76,14 +76,14 @@ def papers_cases(
     s = 4096 if quick else 16384
     q = rng.standard_normal((32, 128)).astype(np.float32)
     k, v = (rng.standard_normal((32, s, 128)).astype(np.float32) for _ in range(2))
-    peers = {"numpy": best_of(lambda: numpy_decode(q, k, v))}
+    peers = {"numpy": (lambda: numpy_decode(q, k, v))}
     if torch is not None:
         tq, tk, tv = torch.from_numpy(q)[:, None], torch.from_numpy(k), torch.from_numpy(v)
         sdpa = torch.nn.functional.scaled_dot_product_attention
-        peers["torch sdpa"] = best_of(lambda: sdpa(tq, tk, tv))
-    peers["np.sum of K, V"] = best_of(lambda: (k.sum(), v.sum()))
-    ours = best_of(lambda: softcore.decode_attention(q, k, v))
-    rows.append(row("decode_attention", k.shape, ours, peers))
+        peers["torch sdpa"] = lambda: sdpa(tq, tk, tv)
+    ours: Fn = functools.partial(softcore.decode_attention, q, k, v)
+    read = ("np.sum of K, V", lambda: (k.sum(), v.sum()))
+    rows.append(bench.row("decode_attention", k.shape, ours, peers, floor=read))
     n = 4096 if quick else 16384
     q, k, v = (rng.standard_normal((8, n, 64)).astype(np.float32) for _ in range(3))
     linear: list[tuple[str, _Attention, _Attention]] = [
@@ -91,14 +91,14 @@ def papers_cases(
         ("rala_attention", softcore.rala_attention, numpy_rala),
     ]
     for name, f, ref in linear:
-        peer = best_of(functools.partial(ref, q, k, v))
-        rows.append(row(name, q.shape, best_of(functools.partial(f, q, k, v)), {"numpy": peer}))
+        peer: Fn = functools.partial(ref, q, k, v)
+        rows.append(bench.row(name, q.shape, functools.partial(f, q, k, v), {"numpy": peer}))
     q, k, v = (x[:, :4096] for x in (q, k, v))
-    peer = best_of(lambda: numpy_agent(q, k, v))
-    ours = best_of(lambda: softcore.agent_attention(q, k, v))
-    rows.append(row("agent_attention 49 agents", q.shape, ours, {"numpy": peer}))
+    peer = functools.partial(numpy_agent, q, k, v)
+    ours = functools.partial(softcore.agent_attention, q, k, v)
+    rows.append(bench.row("agent_attention 49 agents", q.shape, ours, {"numpy": peer}))
     t = [rng.standard_normal((128 if quick else 256, 32)).astype(np.float32) for _ in range(5)]
-    peer = best_of(lambda: numpy_tensor(*t))
-    ours = best_of(lambda: softcore.tensor_attention(*t))
-    rows.append(row("tensor_attention exact", t[0].shape, ours, {"numpy chunked": peer}))
+    peer = functools.partial(numpy_tensor, *t)
+    ours = functools.partial(softcore.tensor_attention, *t)
+    rows.append(bench.row("tensor_attention exact", t[0].shape, ours, {"numpy chunked": peer}))
     return rows

@@ -62,7 +62,7 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// `f(state, (i, chunk i))` over the fixed `chunk`-sized chunks of `data`, results in chunk order,
 /// with `state` from `init` per worker split (scratch reused across chunks). With one thread it
 /// runs in the calling thread: handing the work to the pool's single worker and waiting for it
-/// costs two futex wake-ups per call (~2.5% of a 2.6 ms SOFT call on a VM). The chunks and the
+/// costs two futex wake-ups per call (measurable on a short call; benches/README.md). The chunks and the
 /// per-chunk work are the same either way, so results do not depend on the thread count.
 pub fn map_chunks_mut<T, S, R>(
     data: &mut [T],

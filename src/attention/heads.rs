@@ -177,7 +177,8 @@ impl<'a, E: Elem> Contig<'a, E> {
         }
         // Row by row: a view sliced along a leading axis (the common case) has contiguous
         // rows, copied at memory speed. The fresh buffer is advised to huge pages like the
-        // outputs: faulting in 8 MB 4 KiB at a time cost ~8 ms on a VM, more than the copy.
+        // outputs: faulting a fresh buffer in 4 KiB at a time costs more than the copy on the VMs
+        // measured (benches/README.md, non-contiguous inputs).
         let mut buf = Vec::with_capacity(a.len());
         huge_pages(&mut buf);
         if a.ndim() == 0 {

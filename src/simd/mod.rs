@@ -114,8 +114,8 @@ pub(crate) fn prefetch_run<E>(xs: &[E], k: usize, step: usize) {
     let bytes = std::mem::size_of_val(xs);
     let lo = k.saturating_mul(step).min(bytes);
     let hi = lo.saturating_add(step).min(bytes);
-    // A plain counted loop: `step_by` kept overflow bookkeeping in the loop (~20 instructions
-    // per hint; ~2% of a SOFT head, measured).
+    // A plain counted loop: `step_by` kept overflow bookkeeping in the loop (about 20
+    // instructions per hint, measurable on a SOFT head).
     #[cfg(target_arch = "x86_64")]
     {
         let base = xs.as_ptr().cast::<u8>();

@@ -23,7 +23,7 @@ use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use split::{split_partial, SplitPartial, KEY_BLOCK};
 
 /// Keys per split when `num_splits` is None: 2048 keys are 1 MiB of K and V at d = 128 in f32,
-/// enough work per task (~0.1 ms at memory speed) to hide its start, and enough tasks for two
+/// enough work per task (a megabyte read at memory speed) to hide its start, and enough tasks for two
 /// or more threads from s = 4096 on, on any machine.
 const SPLIT_KEYS: usize = 2048;
 

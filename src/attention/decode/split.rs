@@ -87,7 +87,7 @@ impl<E: Lanes> Kernel<E> for SplitPartial<'_, E> {
 
 /// scores[h][j] = q_h . k_j for the block's keys, one key row at a time for every head of the
 /// group: K is read strictly in order (four rows side by side, each hinted ahead in software,
-/// read at 0.6x the speed of this plain order).
+/// read K markedly slower: benches/README.md, decode_attention).
 #[inline(always)]
 fn block_scores<S: Simd>(
     q: &[S::E],

@@ -8,8 +8,8 @@
 //! 2 to 3 ULP of K at K = e^-20 in f32), and exponentiated in a pass over the
 //! tile's panel after its distances. Base 2 needs no FMA for the range reduction (three fewer per
 //! vector than e^x, whose FMAs compete with the products'), and the separate pass interleaves
-//! eight independent exponentials where the block epilogue could offer only a few: measured
-//! 2.5% and 1.6% on a whole SOFT head (AMD EPYC, AVX-512; benches/README.md).
+//! eight independent exponentials where the block epilogue could offer only a few (the A/B
+//! figures: benches/README.md, soft_attention).
 
 use super::blocks::{gauss_block, landmark_block, project_block, wide, CV, TOKEN_VECTORS};
 use crate::linalg::padded;

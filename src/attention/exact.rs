@@ -12,7 +12,7 @@ use super::heads::{check_finite, head_view, qkv_shape, Contig, HeadShape, Output
 use crate::error::{Error, Result};
 use crate::linalg::{small_gemm, GemmElem, SmallGemm};
 use crate::simd::{self, Lanes};
-use crate::softmax::online_tile::{online_tile, OnlineTile};
+use crate::softmax::online_tile::{online_tile_with, OnlineTile};
 use ndarray::{ArrayD, ArrayView2, ArrayViewD};
 use std::mem::MaybeUninit;
 
@@ -244,7 +244,7 @@ impl<E: GemmElem + Lanes> Block<'_, E> {
             if crosses || self.mask.is_some() {
                 self.mask_tile(tile, bk, j0);
             }
-            online_tile(
+            online_tile_with(
                 isa,
                 OnlineTile {
                     s: tile,

@@ -9,7 +9,7 @@
 use super::heads::{check_finite, Contig};
 use crate::error::{Error, Result};
 use crate::linalg::{gemm, GemmElem};
-use crate::simd::exp::{exp_with, ExpPoly};
+use crate::simd::exp::{exp_poly_on, ExpPoly};
 use crate::simd::{self, dispatch, Kernel, Lanes, Simd};
 use crate::softmax::online_tile::{load_upto, row_max, softmax_in_place_on, store_upto};
 use ndarray::{ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, IxDyn, ShapeBuilder};
@@ -99,12 +99,12 @@ impl<E: Lanes> Kernel<E> for MapRows<'_, E> {
                 check = S::fma(xv, zero, check);
                 let fx = match self.map {
                     FeatureMap::Elu1 => {
-                        let e = exp_with::<S>(S::min(xv, zero), &poly);
+                        let e = exp_poly_on::<S>(S::min(xv, zero), &poly);
                         S::select_ge(xv, zero, S::add(xv, one), e)
                     }
                     FeatureMap::Relu => S::max(xv, zero),
                     FeatureMap::Identity => xv,
-                    FeatureMap::Exp => exp_with::<S>(S::sub(xv, m), &poly),
+                    FeatureMap::Exp => exp_poly_on::<S>(S::sub(xv, m), &poly),
                 };
                 // SAFETY: as the load.
                 unsafe { store_upto::<S>(yr.as_mut_ptr().add(j), k, S::mul(fx, sc)) };

@@ -3,7 +3,7 @@
 
 use super::feature::FeatureMap;
 use crate::simd::Isa;
-use crate::softmax::online_tile::{online_tile, OnlineTile};
+use crate::softmax::online_tile::{online_tile_with, OnlineTile};
 use crate::test_support::{for_each_isa, lengths_around, uniform};
 
 /// Lengths 0..=33, then around multiples of 16 (f32 AVX-512 width) up to 16 x 16.
@@ -33,7 +33,7 @@ fn online_tile_every_isa_matches_portable() {
                 let mut m = vec![f32::NEG_INFINITY, 1.5, 20.0];
                 let mut l = vec![0.0, 2.0, 1.0];
                 let mut alpha = vec![0.0; rows];
-                online_tile(
+                online_tile_with(
                     isa,
                     OnlineTile {
                         s: &mut s,
@@ -60,7 +60,7 @@ fn online_tile_every_isa_matches_portable() {
 fn online_tile_all_masked_row_stays_empty() {
     let mut s = vec![f32::NEG_INFINITY; 40];
     let (mut m, mut l, mut a) = (vec![f32::NEG_INFINITY], vec![0.0], vec![0.0]);
-    online_tile(
+    online_tile_with(
         crate::simd::active(),
         OnlineTile {
             s: &mut s,

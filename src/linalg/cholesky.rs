@@ -32,11 +32,11 @@ pub struct CholeskyF64 {
 /// not finite, or A + ridge I is not numerically positive definite (a pivot at most
 /// `PIVOT_FLOOR` of its diagonal entry).
 pub fn cholesky_f64<E: GemmElem>(a: ArrayView2<'_, E>, ridge: f64) -> Option<CholeskyF64> {
-    cholesky_f64_on(active(), a, ridge)
+    cholesky_f64_with(active(), a, ridge)
 }
 
 /// `cholesky_f64` on a given ISA (one `Isa::supported()` returns; tests compare them all).
-pub(crate) fn cholesky_f64_on<E: GemmElem>(
+pub(crate) fn cholesky_f64_with<E: GemmElem>(
     isa: Isa,
     a: ArrayView2<'_, E>,
     ridge: f64,

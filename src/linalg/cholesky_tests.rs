@@ -14,17 +14,17 @@ fn spd(n: usize) -> Array2<f64> {
 #[test]
 fn solves_and_inverts_spd_matrices_on_every_isa() {
     for isa in Isa::supported() {
-        solves_and_inverts_on(isa);
+        solves_and_inverts_with(isa);
     }
 }
 
-fn solves_and_inverts_on(isa: Isa) {
+fn solves_and_inverts_with(isa: Isa) {
     // Sizes around the vector widths (1, 4, 8 f64) and the four-vector blocks.
     for n in [
         1usize, 2, 3, 5, 7, 8, 9, 16, 17, 31, 32, 33, 49, 64, 65, 100,
     ] {
         let a = spd(n);
-        let f = cholesky_f64_on(isa, a.view(), 0.0).expect("SPD");
+        let f = cholesky_f64_with(isa, a.view(), 0.0).expect("SPD");
         assert_eq!(f.dim(), n);
         let (x, ld) = f.inverse();
         let inv = Array2::from_shape_fn((n, n), |(i, j)| x[i * ld + j]);
@@ -133,7 +133,7 @@ fn symmetric_entry_matches_the_checked_one() {
                 m[i * ld + j] = *x;
             }
             let f = cholesky_f64_symmetric(isa, m.clone(), n, 0.25).expect("SPD");
-            let g = cholesky_f64_on(isa, a.view(), 0.25).expect("SPD");
+            let g = cholesky_f64_with(isa, a.view(), 0.25).expect("SPD");
             assert_eq!(
                 (f.r.clone(), f.inv_diag.clone()),
                 (g.r, g.inv_diag),

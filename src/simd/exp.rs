@@ -98,7 +98,7 @@ fn round_log2e<S: Simd>(x: S::V) -> S::V {
 /// The extended-exponent parts with the softmax polynomial: (poly(r), n) with
 /// e^x = poly(r) 2^n / scale.
 #[inline(always)]
-pub fn exp_parts_with<S: Simd>(x: S::V, poly: &ExpPoly<S>) -> (S::V, S::V) {
+pub fn exp_parts_on<S: Simd>(x: S::V, poly: &ExpPoly<S>) -> (S::V, S::V) {
     let x = S::max(S::splat(S::E::EXT_X_MIN), x);
     let n = round_log2e::<S>(x);
     (poly.eval(S::reduce_ln2(x, n)), n)
@@ -106,7 +106,7 @@ pub fn exp_parts_with<S: Simd>(x: S::V, poly: &ExpPoly<S>) -> (S::V, S::V) {
 
 /// e^x * scale for the softmax kernels (`exp` semantics, softmax polynomial).
 #[inline(always)]
-pub fn exp_with<S: Simd>(x: S::V, poly: &ExpPoly<S>) -> S::V {
+pub fn exp_poly_on<S: Simd>(x: S::V, poly: &ExpPoly<S>) -> S::V {
     let x = S::max(S::splat(S::E::EXP_UNDERFLOW), x);
     let x = S::min(S::splat(S::E::EXP_OVERFLOW + S::E::ONE), x);
     let n = round_log2e::<S>(x);

@@ -20,7 +20,7 @@ impl<E: Lanes> Kernel<E> for Exp2Slice<'_, E> {
 
 /// 2^t on one ISA; `t` is padded with zeros to whole vectors of the widest ISA (and of 8 of
 /// them plus a few, so both loops of the run are taken).
-fn exp2_on<E: Lanes>(isa: Isa, t: &[E]) -> Vec<E> {
+fn exp2_with<E: Lanes>(isa: Isa, t: &[E]) -> Vec<E> {
     let mut y = t.to_vec();
     y.resize(t.len().next_multiple_of(16), E::ZERO);
     dispatch(isa, Exp2Slice(&mut y));
@@ -35,7 +35,7 @@ fn exp2_f32_against_f64() {
     // error as in the lowest normal binade); below half the smallest subnormal, zero.
     let ts: Vec<f32> = (0..=1_600_003).map(|i| -0.0001 * i as f32).collect();
     for isa in Isa::supported() {
-        let y = exp2_on(isa, &ts);
+        let y = exp2_with(isa, &ts);
         for (&t, &y) in ts.iter().zip(&y) {
             let r = (t as f64).exp2();
             let ok = if r >= 2f64.powi(-126) {
@@ -55,7 +55,7 @@ fn exp2_f32_against_f64() {
 fn exp2_f64_against_f64() {
     let ts: Vec<f64> = (0..=1_100_003).map(|i| -0.001 * i as f64).collect();
     for isa in Isa::supported() {
-        let y = exp2_on(isa, &ts);
+        let y = exp2_with(isa, &ts);
         for (&t, &y) in ts.iter().zip(&y) {
             let r = t.exp2();
             let ok = if r >= f64::MIN_POSITIVE {
@@ -82,7 +82,7 @@ fn exp2_special_values() {
             -150.5,
             -1e30,
         ];
-        let y = exp2_on(isa, &t);
+        let y = exp2_with(isa, &t);
         assert_eq!(y[0], 0.0, "{isa:?}");
         assert!(y[1].is_nan(), "{isa:?}");
         assert_eq!((y[2], y[3]), (1.0, 1.0), "{isa:?}");
@@ -93,7 +93,7 @@ fn exp2_special_values() {
         );
         assert_eq!((y[5], y[6]), (0.0, 0.0), "{isa:?}");
         let t = [f64::NEG_INFINITY, f64::NAN, -0.0, -1074.0, -1076.0, -1e300];
-        let y = exp2_on(isa, &t);
+        let y = exp2_with(isa, &t);
         assert_eq!(y[0], 0.0, "{isa:?}");
         assert!(y[1].is_nan(), "{isa:?}");
         assert_eq!(y[2], 1.0, "{isa:?}");

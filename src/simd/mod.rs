@@ -2,6 +2,11 @@
 //! (the oracle) and, on x86-64, for AVX2+FMA and AVX-512F. ISA detection runs once and is cached
 //! (the BLAKE3 `platform.rs` pattern); `SOFTCORE_ISA` may force a narrower path, as polars'
 //! cpuid override does, so tests and benchmarks can exercise every path on one machine.
+//!
+//! Naming: a function that takes the ISA as a runtime argument (`isa: Isa`, dispatched inside)
+//! ends in `_with` (`softmax_with`, `small_gemm_with`, `online_tile_with`); an in-kernel helper
+//! generic over the ISA (`<S: Simd>`, called from inside a dispatched kernel) ends in `_on`
+//! (`exp_poly_on::<S>`, `logsumexp_on::<S>`). Module-private steps of one driver keep plain names.
 
 // The vector types and the `Simd` trait stay inside the crate: their safe methods execute ISA
 // instructions, so only `dispatch` (which checks the CPU first) may reach them. `Lanes` is

@@ -1,6 +1,6 @@
 //! The vector primitives against f64 and against the portable path, on every ISA this CPU has.
 
-use super::exp::{exp, exp_parts_with, ExpPoly};
+use super::exp::{exp, exp_parts_on, ExpPoly};
 use super::{dispatch, Elem, Isa, Kernel, Lanes, Simd};
 
 /// Applies `exp` to a slice on one ISA (tails through the masked path).
@@ -18,7 +18,7 @@ impl<E: Lanes> Kernel<E> for ExpSlice<'_, E> {
         let parts = self.parts;
         let f = |v: S::V| {
             if parts {
-                let (p, n) = exp_parts_with::<S>(v, &ExpPoly::softmax(S::splat(E::ONE)));
+                let (p, n) = exp_parts_on::<S>(v, &ExpPoly::softmax(S::splat(E::ONE)));
                 S::ldexp(p, n)
             } else {
                 exp::<S>(v)
@@ -38,7 +38,7 @@ impl<E: Lanes> Kernel<E> for ExpSlice<'_, E> {
     }
 }
 
-fn exp_on<E: Lanes>(isa: Isa, x: &[E]) -> Vec<E> {
+fn exp_with<E: Lanes>(isa: Isa, x: &[E]) -> Vec<E> {
     let mut y = vec![E::NAN; x.len()];
     dispatch(
         isa,
@@ -77,7 +77,7 @@ fn sweep_f32(step: u32) -> (f64, f32) {
     let mut worst = (0.0f64, 0.0f32);
     for isa in Isa::supported() {
         for chunk in xs.chunks(1 << 20) {
-            let y = exp_on(isa, chunk);
+            let y = exp_with(isa, chunk);
             for (&x, &y) in chunk.iter().zip(&y) {
                 let e = ulp_err_f32(y, (x as f64).exp());
                 if e > worst.0 {
@@ -111,7 +111,7 @@ fn exp_f64_accuracy() {
         .map(|i| -708.0 + 1417.0 * i as f64 / 2e6)
         .collect();
     for isa in Isa::supported() {
-        let y = exp_on(isa, &xs);
+        let y = exp_with(isa, &xs);
         for (&x, &y) in xs.iter().zip(&y) {
             let r = x.exp();
             let d = (y.to_bits() as i64 - r.to_bits() as i64).abs();
@@ -137,7 +137,7 @@ fn exp_special_values() {
             0.0,
             -0.0,
         ];
-        let y = exp_on(isa, &x);
+        let y = exp_with(isa, &x);
         assert_eq!(y[0], 0.0, "{isa:?}");
         assert_eq!(y[1], f32::INFINITY, "{isa:?}");
         assert!(y[2].is_nan(), "{isa:?}");
@@ -161,7 +161,7 @@ fn exp_special_values() {
             -745.0,
             710.0,
         ];
-        let yd = exp_on(isa, &xd);
+        let yd = exp_with(isa, &xd);
         assert_eq!(yd[0], 0.0);
         assert_eq!(yd[1], f64::INFINITY);
         assert!(yd[2].is_nan());

@@ -11,7 +11,7 @@
 //! recomputed by max subtraction, which handles every special value as the reference does.
 
 use super::vmap::{map, map_stream, ExtLog, ExtScaleRow};
-use crate::simd::exp::{exp_parts_with, ExpPoly};
+use crate::simd::exp::{exp_parts_on, ExpPoly};
 use crate::simd::{Elem, Lanes, Simd};
 
 /// m * 2^e. An empty sum has m = 0 and a finite e below every exponent a term can have.
@@ -59,7 +59,7 @@ impl<E: Lanes> ExtSum<E> {
 /// One accumulation step: (m, e) += (p, n) from x.
 #[inline(always)]
 fn step<S: Simd>(m: &mut S::V, e: &mut S::V, x: S::V, poly: &ExpPoly<S>) {
-    let (p, n) = exp_parts_with::<S>(x, poly);
+    let (p, n) = exp_parts_on::<S>(x, poly);
     (*m, *e) = merge_v::<S>(*m, *e, p, n);
 }
 
@@ -98,10 +98,10 @@ pub fn ext_sum<S: Simd>(x: &[S::E]) -> ExtSum<S::E> {
     // SAFETY: every full load reads p[i..i+w] with i + w <= len; the partial load reads len - i.
     unsafe {
         while i + 4 * w <= len {
-            let (p0, n0) = exp_parts_with::<S>(S::load(p.add(i)), &poly);
-            let (p1, n1) = exp_parts_with::<S>(S::load(p.add(i + w)), &poly);
-            let (p2, n2) = exp_parts_with::<S>(S::load(p.add(i + 2 * w)), &poly);
-            let (p3, n3) = exp_parts_with::<S>(S::load(p.add(i + 3 * w)), &poly);
+            let (p0, n0) = exp_parts_on::<S>(S::load(p.add(i)), &poly);
+            let (p1, n1) = exp_parts_on::<S>(S::load(p.add(i + w)), &poly);
+            let (p2, n2) = exp_parts_on::<S>(S::load(p.add(i + 2 * w)), &poly);
+            let (p3, n3) = exp_parts_on::<S>(S::load(p.add(i + 3 * w)), &poly);
             let en = S::max(S::max(e, S::max(n0, n1)), S::max(n2, n3));
             let t01 = S::add(
                 S::ldexp_ftz(p0, S::sub(n0, en)),

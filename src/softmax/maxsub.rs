@@ -5,7 +5,7 @@
 //! an all -inf row has x - max = NaN.
 
 use super::vmap::{map, needs_shift, ExtScaleRow, ExtShift, LogMax, SubExp, VFn};
-use crate::simd::exp::{exp_with, ExpPoly};
+use crate::simd::exp::{exp_poly_on, ExpPoly};
 use crate::simd::{Elem, Simd};
 
 /// max over x (-inf for an empty slice). NaN need not propagate: the sum that follows does.
@@ -50,17 +50,17 @@ pub fn exp_sum<S: Simd>(x: &[S::E], y: Option<&mut [S::E]>, mx: S::E) -> (S::E, 
     // See `needs_shift`: e^{x - mx} without rounding x - mx where that rounding would show.
     if needs_shift(mx) {
         let f = ExtShift::<S>::new(mx);
-        (exp_sum_with::<S, _>(x, q, f), f.c())
+        (exp_sum_map_on::<S, _>(x, q, f), f.c())
     } else {
         (
-            exp_sum_with::<S, _>(x, q, SubExp::new(mx, S::E::ONE)),
+            exp_sum_map_on::<S, _>(x, q, SubExp::new(mx, S::E::ONE)),
             S::E::ONE,
         )
     }
 }
 
 #[inline(always)]
-fn exp_sum_with<S: Simd, F: VFn<S>>(x: &[S::E], q: Option<*mut S::E>, f: F) -> S::E {
+fn exp_sum_map_on<S: Simd, F: VFn<S>>(x: &[S::E], q: Option<*mut S::E>, f: F) -> S::E {
     let w = S::LANES;
     let len = x.len();
     let p = x.as_ptr();
@@ -177,8 +177,8 @@ pub fn online_pass<S: Simd>(x: &[S::E]) -> (S::E, S::E) {
         let mn = S::max(*m, v);
         *s = S::fma(
             *s,
-            exp_with::<S>(S::sub(*m, mn), poly),
-            exp_with::<S>(S::sub(v, mn), poly),
+            exp_poly_on::<S>(S::sub(*m, mn), poly),
+            exp_poly_on::<S>(S::sub(v, mn), poly),
         );
         *m = mn;
     }
@@ -202,8 +202,8 @@ pub fn online_pass<S: Simd>(x: &[S::E]) -> (S::E, S::E) {
     let m = S::max(ma, mb);
     let s = S::fma(
         sa,
-        exp_with::<S>(S::sub(ma, m), &poly),
-        S::mul(sb, exp_with::<S>(S::sub(mb, m), &poly)),
+        exp_poly_on::<S>(S::sub(ma, m), &poly),
+        S::mul(sb, exp_poly_on::<S>(S::sub(mb, m), &poly)),
     );
     let mx = S::reduce_max(m);
     let mut lanes_m = [S::E::ZERO; 16];

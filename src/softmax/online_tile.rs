@@ -5,7 +5,7 @@
 //! to its output accumulator. A row whose scores so far are all -inf (nothing visible) keeps
 //! m = -inf, l = 0 and gets p = 0, so masked rows never produce NaN.
 
-use crate::simd::exp::{exp_with, ExpPoly};
+use crate::simd::exp::{exp_poly_on, ExpPoly};
 use crate::simd::{dispatch, Elem, Isa, Kernel, Lanes, Simd};
 
 /// One tile: `rows` rows of `cols` scores at stride `ld` in `s`; `m`, `l`, `alpha` per row.
@@ -77,12 +77,12 @@ impl<E: Lanes> Kernel<E> for OnlineWeights<'_, E> {
 }
 
 /// `OnlineWeights` on `isa`.
-pub(crate) fn online_weights<E: Lanes>(isa: Isa, x: &mut [E], m: f64) -> (f64, f64) {
+pub(crate) fn online_weights_with<E: Lanes>(isa: Isa, x: &mut [E], m: f64) -> (f64, f64) {
     dispatch(isa, OnlineWeights { x, m })
 }
 
 /// The online update of one tile on `isa`.
-pub(crate) fn online_tile<E: Lanes>(isa: Isa, tile: OnlineTile<'_, E>) {
+pub(crate) fn online_tile_with<E: Lanes>(isa: Isa, tile: OnlineTile<'_, E>) {
     dispatch(isa, tile)
 }
 
@@ -124,8 +124,8 @@ pub(crate) fn exp_sub_sum<S: Simd>(x: &mut [S::E], m: S::E, poly: &ExpPoly<S>) -
     // SAFETY: every access is below n = x.len().
     unsafe {
         while j + 2 * w <= n {
-            let e0 = exp_with::<S>(S::sub(S::load(p.add(j)), mv), poly);
-            let e1 = exp_with::<S>(S::sub(S::load(p.add(j + w)), mv), poly);
+            let e0 = exp_poly_on::<S>(S::sub(S::load(p.add(j)), mv), poly);
+            let e1 = exp_poly_on::<S>(S::sub(S::load(p.add(j + w)), mv), poly);
             S::store(p.add(j), e0);
             S::store(p.add(j + w), e1);
             s0 = S::add(s0, e0);
@@ -135,7 +135,7 @@ pub(crate) fn exp_sub_sum<S: Simd>(x: &mut [S::E], m: S::E, poly: &ExpPoly<S>) -
         while j < n {
             let k = (n - j).min(w);
             let t = S::sub(load_upto::<S>(p.add(j), k, S::E::NEG_INFINITY), mv);
-            let e = exp_with::<S>(t, poly);
+            let e = exp_poly_on::<S>(t, poly);
             store_upto::<S>(p.add(j), k, e);
             s0 = S::add(s0, e);
             j += k;

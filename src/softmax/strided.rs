@@ -13,7 +13,7 @@ use super::extexp::{e_init, merge_v, ExtSum};
 use super::rows::{log_softmax_row, logsumexp_row, softmax_row, Op};
 use super::vmap::{ExtLog, ExtScale, VFn};
 use super::Algorithm;
-use crate::simd::exp::{exp_parts_with, exp_with, ExpPoly};
+use crate::simd::exp::{exp_parts_on, exp_poly_on, ExpPoly};
 use crate::simd::{Elem, Kernel, Lanes, Simd};
 
 /// A raw output pointer that may cross threads: tasks write disjoint column ranges of the same
@@ -206,7 +206,7 @@ unsafe fn strip_two_pass<S: Simd, const V: usize>(
     let (mut m, mut e) = ([zero; V], [S::splat(e_init::<S::E>()); V]);
     for i in 0..ctx.n {
         for v in 0..V {
-            let (p, k) = exp_parts_with::<S>(ctx.load::<S>(i, v, S::E::NEG_INFINITY), &poly);
+            let (p, k) = exp_parts_on::<S>(ctx.load::<S>(i, v, S::E::NEG_INFINITY), &poly);
             (m[v], e[v]) = merge_v::<S>(m[v], e[v], p, k);
         }
     }
@@ -278,8 +278,8 @@ unsafe fn strip_max_based<S: Simd, const V: usize>(
                 let mn = S::max(mx[v], xv);
                 sum[v] = S::fma(
                     sum[v],
-                    exp_with::<S>(S::sub(mx[v], mn), &poly),
-                    exp_with::<S>(S::sub(xv, mn), &poly),
+                    exp_poly_on::<S>(S::sub(mx[v], mn), &poly),
+                    exp_poly_on::<S>(S::sub(xv, mn), &poly),
                 );
                 mx[v] = mn;
             } else {
@@ -290,7 +290,7 @@ unsafe fn strip_max_based<S: Simd, const V: usize>(
     let mut nm = [zero; V];
     let mut pm = [zero; V];
     for v in 0..V {
-        (pm[v], nm[v]) = exp_parts_with::<S>(mx[v], &poly);
+        (pm[v], nm[v]) = exp_parts_on::<S>(mx[v], &poly);
     }
     let lm = lanes::<S, V>(&mx);
     for v in 0..V {

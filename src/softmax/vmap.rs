@@ -2,7 +2,7 @@
 //! compiled without the caller's `#[target_feature]`s, so its intrinsics would become calls.
 //! `#[inline(always)]` methods are folded into the ISA entry point instead.
 
-use crate::simd::exp::{exp_parts_with, exp_with, ExpPoly};
+use crate::simd::exp::{exp_parts_on, exp_poly_on, ExpPoly};
 use crate::simd::{Elem, Simd};
 
 /// v -> f(v), with an index for per-vector parameters (strip kernels), ignored by most maps.
@@ -23,7 +23,7 @@ pub struct ExtScale<S: Simd, const V: usize> {
 impl<S: Simd, const V: usize> VFn<S> for ExtScale<S, V> {
     #[inline(always)]
     fn call(&self, k: usize, v: S::V) -> S::V {
-        let (p, n) = exp_parts_with::<S>(v, &self.poly);
+        let (p, n) = exp_parts_on::<S>(v, &self.poly);
         S::ldexp(S::mul(p, self.inv_m[k]), S::sub(n, self.e[k]))
     }
 }
@@ -59,7 +59,7 @@ impl<S: Simd> ExtScaleRow<S> {
 impl<S: Simd> VFn<S> for ExtScaleRow<S> {
     #[inline(always)]
     fn call(&self, _: usize, v: S::V) -> S::V {
-        let (p, n) = exp_parts_with::<S>(v, &self.poly);
+        let (p, n) = exp_parts_on::<S>(v, &self.poly);
         S::ldexp(p, S::sub(n, self.e))
     }
 }
@@ -77,7 +77,7 @@ impl<S: Simd> ExtShift<S> {
     #[inline(always)]
     pub fn new(mx: S::E) -> Self {
         let poly = ExpPoly::softmax(S::splat(S::E::ONE));
-        let (pm, nm) = exp_parts_with::<S>(S::splat(mx), &poly);
+        let (pm, nm) = exp_parts_on::<S>(S::splat(mx), &poly);
         let mut l = [S::E::ZERO; 16];
         S::to_lanes(pm, &mut l);
         ExtShift { poly, nm, pm: l[0] }
@@ -93,7 +93,7 @@ impl<S: Simd> ExtShift<S> {
 impl<S: Simd> VFn<S> for ExtShift<S> {
     #[inline(always)]
     fn call(&self, _: usize, v: S::V) -> S::V {
-        let (p, n) = exp_parts_with::<S>(v, &self.poly);
+        let (p, n) = exp_parts_on::<S>(v, &self.poly);
         S::ldexp(p, S::sub(n, self.nm))
     }
 }
@@ -122,7 +122,7 @@ pub struct SubExp<S: Simd> {
 impl<S: Simd> VFn<S> for SubExp<S> {
     #[inline(always)]
     fn call(&self, _: usize, v: S::V) -> S::V {
-        exp_with::<S>(S::sub(v, self.m), &self.poly)
+        exp_poly_on::<S>(S::sub(v, self.m), &self.poly)
     }
 }
 

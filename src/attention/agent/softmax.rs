@@ -2,7 +2,7 @@
 //! of K At (s x na, so no transpose of K or of the scores is needed), and over the agents for
 //! each query, along rows.
 
-use crate::simd::exp::{exp_with, ExpPoly};
+use crate::simd::exp::{exp_poly_on, ExpPoly};
 use crate::simd::{Kernel, Lanes, Simd};
 use crate::softmax::online_tile::{exp_sub_sum, load_upto, row_max, store_upto};
 
@@ -73,7 +73,8 @@ impl<E: Lanes> Kernel<E> for SoftmaxCols<'_, E> {
                 while c < cols {
                     let k = (cols - c).min(w);
                     let x = load_upto::<S>(pr.add(c), k, E::NEG_INFINITY);
-                    let e = exp_with::<S>(S::sub(x, load_upto::<S>(pm.add(c), k, E::ZERO)), &poly);
+                    let e =
+                        exp_poly_on::<S>(S::sub(x, load_upto::<S>(pm.add(c), k, E::ZERO)), &poly);
                     store_upto::<S>(pr.add(c), k, e);
                     let sum = S::add(load_upto::<S>(ps.add(c), k, E::ZERO), e);
                     store_upto::<S>(ps.add(c), k, sum);
@@ -88,7 +89,7 @@ impl<E: Lanes> Kernel<E> for SoftmaxCols<'_, E> {
 mod tests {
     use super::*;
     use crate::simd::{dispatch, Isa};
-    use crate::softmax::online_tile::online_weights;
+    use crate::softmax::online_tile::online_weights_with;
     use crate::test_support::{for_each_isa, lengths_around, uniform};
 
     fn close(a: f32, b: f32) -> bool {
@@ -124,7 +125,7 @@ mod tests {
                 };
                 let weights_run = |isa: Isa| {
                     let mut x = x0.clone();
-                    let (m, s) = online_weights(isa, &mut x, 3.0);
+                    let (m, s) = online_weights_with(isa, &mut x, 3.0);
                     (x, m, s)
                 };
                 let (a, b) = (cols_run(Isa::Scalar), cols_run(isa));

@@ -9,7 +9,7 @@ use super::dots::add_dots;
 use super::HeadJob;
 use crate::linalg::{gemm_rows, GemmElem};
 use crate::simd::{self, Lanes};
-use crate::softmax::online_tile::online_weights;
+use crate::softmax::online_tile::online_weights_with;
 use std::mem::MaybeUninit;
 
 /// Rows per block of the non-causal passes (any size is exact: the statistics are sums): 2048
@@ -61,7 +61,7 @@ pub(super) fn key_stats<E: GemmElem + Lanes>(
             a.fill(E::ZERO);
             add_dots(x, qbar, a);
             a.iter_mut().for_each(|y| *y = *y * scale);
-            let (m_new, sum) = online_weights(simd::active(), a, m);
+            let (m_new, sum) = online_weights_with(simd::active(), a, m);
             if m_new > m && m > f64::NEG_INFINITY {
                 let f = (m - m_new).exp();
                 st.s.iter_mut().chain(st.z.iter_mut()).for_each(|y| *y *= f);

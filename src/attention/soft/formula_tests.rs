@@ -1,7 +1,7 @@
 //! One SOFT head on every ISA against the formula written out in f64 (base-e exp, the f64
 //! Cholesky solve), the landmarks' kernel matrix in f64 against E, and l = 0.
 
-use super::head::{soft_head_on, HeadScratch};
+use super::head::{soft_head_with, HeadScratch};
 use super::tests::data;
 use super::SoftOptions;
 use crate::linalg::{GemmElem, PinvOptions};
@@ -86,7 +86,7 @@ fn against_formula<E: GemmElem + Lanes>(tol: f64) {
             for isa in Isa::supported() {
                 let mut out = vec![MaybeUninit::<E>::uninit(); n * dv];
                 let mut scratch = HeadScratch::default();
-                soft_head_on(
+                soft_head_with(
                     isa,
                     &e(&q),
                     &e(&v),
@@ -98,7 +98,7 @@ fn against_formula<E: GemmElem + Lanes>(tol: f64) {
                 )
                 .expect("soft head");
                 for (k, (g, w)) in out.iter().zip(&want).enumerate() {
-                    // SAFETY: soft_head_on wrote every element.
+                    // SAFETY: soft_head_with wrote every element.
                     let g = unsafe { g.assume_init() }.to_f64();
                     assert!(
                         (g - w).abs() <= tol * scale,
@@ -166,7 +166,7 @@ fn no_landmarks_is_an_error() {
         pinv: PinvOptions::default(),
         normalize: true,
     };
-    let r = soft_head_on(
+    let r = soft_head_with(
         Isa::Scalar,
         &q,
         &v,

@@ -100,12 +100,12 @@ pub fn soft_head<E: GemmElem + Lanes>(
     out: &mut [MaybeUninit<E>],
     scratch: &mut HeadScratch<E>,
 ) -> Result<()> {
-    soft_head_on(simd::active(), q, v, lm, dims, opts, out, scratch)
+    soft_head_with(simd::active(), q, v, lm, dims, opts, out, scratch)
 }
 
 /// `soft_head` on a given ISA (one `Isa::supported()` returns; tests compare them all).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn soft_head_on<E: GemmElem + Lanes>(
+pub(super) fn soft_head_with<E: GemmElem + Lanes>(
     isa: Isa,
     q: &[E],
     v: &[E],

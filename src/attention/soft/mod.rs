@@ -30,7 +30,7 @@ pub use self::head::{soft_head, HeadScratch};
 use super::heads::Output;
 use crate::error::{Error, Result};
 use crate::linalg::{matmul, GemmElem, PinvOptions};
-use crate::simd::exp::{exp_with, ExpPoly};
+use crate::simd::exp::{exp_poly_on, ExpPoly};
 use crate::simd::{self, all_finite, dispatch, Kernel, Lanes, Simd};
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Axis};
 use std::mem::MaybeUninit;
@@ -70,7 +70,7 @@ impl<E: Lanes> Kernel<E> for GaussRows<'_, E> {
             unsafe {
                 while j + w <= l {
                     let t = S::sub(S::sub(S::load(q.add(j)), av), S::load(pb.add(j)));
-                    S::store(q.add(j), exp_with::<S>(S::min(zero, t), &poly));
+                    S::store(q.add(j), exp_poly_on::<S>(S::min(zero, t), &poly));
                     j += w;
                 }
                 if j < l {
@@ -79,7 +79,7 @@ impl<E: Lanes> Kernel<E> for GaussRows<'_, E> {
                         S::sub(S::load_partial(q.add(j), n, E::ZERO), av),
                         S::load_partial(pb.add(j), n, E::ZERO),
                     );
-                    S::store_partial(q.add(j), n, exp_with::<S>(S::min(zero, t), &poly));
+                    S::store_partial(q.add(j), n, exp_poly_on::<S>(S::min(zero, t), &poly));
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! around each block: tokens around tiles (3 vectors) and expansion blocks (12 or 6 rows),
 //! landmarks around blocks of 7 or 3, columns around blocks of 2 vectors.
 
-use super::head::{soft_head_on, HeadScratch};
+use super::head::{soft_head_with, HeadScratch};
 use super::SoftOptions;
 use crate::linalg::{GemmElem, PinvOptions};
 use crate::simd::{Isa, Lanes};
@@ -30,8 +30,8 @@ fn run<E: GemmElem + Lanes>(isa: Isa, dims: (usize, usize, usize, usize), seed: 
     };
     let mut out = vec![MaybeUninit::<E>::uninit(); n * dv];
     let mut scratch = HeadScratch::default();
-    soft_head_on(isa, &q, &v, &lm, dims, &opts, &mut out, &mut scratch).expect("soft head");
-    // SAFETY: soft_head_on wrote every element.
+    soft_head_with(isa, &q, &v, &lm, dims, &opts, &mut out, &mut scratch).expect("soft head");
+    // SAFETY: soft_head_with wrote every element.
     out.iter()
         .map(|x| unsafe { x.assume_init() }.to_f64())
         .collect()

@@ -20,7 +20,7 @@ use super::heads::{check_finite, qkv_shape, Contig, HeadShape, Output};
 use crate::error::{Error, Result};
 use crate::linalg::{small_gemm, GemmElem, SmallGemm};
 use crate::simd::{self, Lanes};
-use crate::softmax::online_tile::online_weights;
+use crate::softmax::online_tile::online_weights_with;
 use ndarray::{ArrayD, ArrayViewD};
 use std::mem::MaybeUninit;
 
@@ -296,7 +296,7 @@ fn query<E: GemmElem + Lanes>(
                 accumulate: false,
             };
             small_gemm(g, &sc.a, &k2t[lb..], t);
-            let (m_new, sum) = online_weights(isa, t, m);
+            let (m_new, sum) = online_weights_with(isa, t, m);
             if m_new > m && m > f64::NEG_INFINITY {
                 let f = (m - m_new).exp();
                 sc.o.iter_mut().for_each(|y| *y *= f);

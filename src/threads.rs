@@ -41,12 +41,12 @@ pub fn num_threads() -> usize {
 pub fn set_num_threads(n: usize) -> Result<()> {
     if n == 0 {
         return Err(Error::Invalid(
-            "number of threads must be >= 1, got 0".into(),
+            "set_num_threads: n (the number of threads) must be >= 1, got 0".into(),
         ));
     }
     if n > 4096 {
         return Err(Error::Invalid(format!(
-            "number of threads must be <= 4096, got {n}"
+            "set_num_threads: n (the number of threads) must be <= 4096, got {n}"
         )));
     }
     let new = Arc::new(build(n));

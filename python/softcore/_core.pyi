@@ -264,7 +264,7 @@ def pinv(
         iters: ``None`` iterates until the relative step ``||V_k+1 - V_k||_F <= tol *
             ||V_k+1||_F``, stopping early (keeping the iterate with the smallest step) when the
             step grows twice in a row after reaching the quadratic phase, and at most 100
-            steps; an int runs exactly that many steps (SOFT uses 20).
+            steps; an int (0 to 100000) runs exactly that many steps (SOFT uses 20).
         tol: the step tolerance; default 1e-4 (float32) or 1e-8 (float64): the step is the
             error of the previous iterate, and the one returned has about its square.
         order: 2 (``V <- V(2I - AV)``) or 3 (Nyströmformer's

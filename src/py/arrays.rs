@@ -45,16 +45,57 @@ pub fn numpy(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     PyModule::import(py, "numpy")
 }
 
-/// np.asarray(x) as an ndarray.
+/// np.asarray(x) as an ndarray; `label` ("func: argument") names it in errors. NumPy's own
+/// conversion errors (a ragged nested list) are re-raised naming the argument, and an array
+/// whose logical size exceeds this machine's memory (a huge zero-stride view, e.g. from
+/// `np.broadcast_to`) is a ValueError: every kernel copies such a view or writes an output as
+/// large, and a failed allocation would abort the interpreter.
 pub fn asarray<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
+    label: &str,
 ) -> PyResult<Bound<'py, PyUntypedArray>> {
-    if let Ok(a) = x.cast::<PyUntypedArray>() {
-        return Ok(a.clone());
+    let a = match x.cast::<PyUntypedArray>() {
+        Ok(a) => a.clone(),
+        Err(_) => {
+            let a = numpy(py)?.call_method1("asarray", (x,)).map_err(|e| {
+                let msg = format!("{label}: {}", e.value(py));
+                if e.is_instance_of::<PyTypeError>(py) {
+                    PyTypeError::new_err(msg)
+                } else {
+                    PyValueError::new_err(msg)
+                }
+            })?;
+            a.cast_into::<PyUntypedArray>()?
+        }
+    };
+    let bytes = (a.len() as u128) * (a.dtype().itemsize() as u128);
+    if bytes > memory_bytes() {
+        return Err(PyValueError::new_err(format!(
+            "{label}: shape {:?} is {bytes} bytes, more than this machine's memory ({} bytes)",
+            a.shape(),
+            memory_bytes()
+        )));
     }
-    let a = numpy(py)?.call_method1("asarray", (x,))?;
-    Ok(a.cast_into::<PyUntypedArray>()?)
+    Ok(a)
+}
+
+/// Physical memory (Linux: sysconf), else the largest allocation Rust allows.
+fn memory_bytes() -> u128 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: sysconf has no preconditions.
+        let (pages, size) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PHYS_PAGES),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        if pages > 0 && size > 0 {
+            return pages as u128 * size as u128;
+        }
+    }
+    isize::MAX as u128
 }
 
 fn dtype_name(a: &Bound<'_, PyUntypedArray>) -> String {
@@ -64,9 +105,15 @@ fn dtype_name(a: &Bound<'_, PyUntypedArray>) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-/// The float array of `x`, or TypeError naming the dtype.
-pub fn floats<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, what: &str) -> PyResult<Input<'py>> {
-    let a = asarray(py, x)?;
+/// The float array of `x` (argument `arg` of `func`), or TypeError naming both and the dtype.
+pub fn floats<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    func: &str,
+    arg: &str,
+) -> PyResult<Input<'py>> {
+    let what = format!("{func}: {arg}");
+    let a = asarray(py, x, &what)?;
     let dt = a.dtype();
     let (arr, half) = if dt.is_equiv_to(&dtype::<f32>(py)) {
         (Floats::F32(a.cast::<PyArrayDyn<f32>>()?.clone()), false)
@@ -90,7 +137,7 @@ pub fn floats<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, what: &str) -> PyResu
         }
     } else {
         return Err(PyTypeError::new_err(format!(
-            "{what}: unsupported dtype {}; expected float16, float32 or float64",
+            "{what} has unsupported dtype {}; expected float16, float32 or float64",
             dtype_name(&a)
         )));
     };
@@ -111,7 +158,7 @@ fn bool_array<'py>(
     m: &Bound<'py, PyAny>,
     label: &str,
 ) -> PyResult<Bound<'py, PyArrayDyn<bool>>> {
-    let a = asarray(py, m)?;
+    let a = asarray(py, m, label)?;
     if !a.dtype().is_equiv_to(&dtype::<bool>(py)) {
         return Err(PyTypeError::new_err(format!(
             "{label}: expected a bool array, got dtype {}",
@@ -186,7 +233,7 @@ pub fn float_as<'py, E: numpy::Element>(
     func: &str,
     what: &str,
 ) -> PyResult<Bound<'py, PyArrayDyn<E>>> {
-    let a = asarray(py, x)?;
+    let a = asarray(py, x, &format!("{func}: {what}"))?;
     if a.dtype().kind() != b'f' {
         return Err(PyTypeError::new_err(format!(
             "{func}: {what} has unsupported dtype {}; expected a float dtype",
@@ -207,7 +254,7 @@ pub fn int64s<'py>(
     func: &str,
     what: &str,
 ) -> PyResult<Bound<'py, PyArrayDyn<i64>>> {
-    let a = asarray(py, x)?;
+    let a = asarray(py, x, &format!("{func}: {what}"))?;
     let kind = a.dtype().kind();
     if kind != b'i' && kind != b'u' {
         return Err(PyTypeError::new_err(format!(

@@ -51,14 +51,14 @@ pub fn soft_attention<'py>(
     q: &Bound<'py, PyAny>,
     v: &Bound<'py, PyAny>,
     landmarks: Option<&Bound<'py, PyAny>>,
-    num_landmarks: i64,
-    iters: Option<i64>,
-    ridge: f64,
+    #[pyo3(from_py_with = super::args::i64_arg)] num_landmarks: i64,
+    #[pyo3(from_py_with = super::args::opt_i64_arg)] iters: Option<i64>,
+    #[pyo3(from_py_with = super::args::f64_arg)] ridge: f64,
     normalize: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     const F: &str = "soft_attention";
     let num_landmarks = size_arg(num_landmarks, F, "num_landmarks", 1)?;
-    let iters = iters.map(|k| size_arg(k, F, "iters", 0)).transpose()?;
+    let iters = super::args::iters_arg(F, iters)?;
     let opts = SoftOptions {
         num_landmarks,
         pinv: PinvOptions {
@@ -69,10 +69,10 @@ pub fn soft_attention<'py>(
         },
         normalize,
     };
-    let qi = floats(py, q, "soft_attention")?;
-    let vi = floats(py, v, "soft_attention")?;
+    let qi = floats(py, q, "soft_attention", "q")?;
+    let vi = floats(py, v, "soft_attention", "v")?;
     let li = landmarks
-        .map(|l| floats(py, l, "soft_attention"))
+        .map(|l| floats(py, l, "soft_attention", "landmarks"))
         .transpose()?;
     let lany = li.as_ref().map(|l| l.arr.as_any());
     let vany = vi.arr.as_any();
@@ -120,7 +120,7 @@ pub fn softmax_attention<'py>(
     q: &Bound<'py, PyAny>,
     k: &Bound<'py, PyAny>,
     v: &Bound<'py, PyAny>,
-    scale: Option<f64>,
+    #[pyo3(from_py_with = super::args::opt_f64_arg)] scale: Option<f64>,
     causal: bool,
     mask: Option<&Bound<'py, PyAny>>,
     window: Option<&Bound<'py, PyAny>>,
@@ -135,7 +135,7 @@ pub fn softmax_attention<'py>(
         window,
         mask: None,
     };
-    let qi = floats(py, q, F)?;
+    let qi = floats(py, q, F, "q")?;
     let (o, l) = match &qi.arr {
         Floats::F32(a) => exact_run::<f32>(py, a, k, v, mask.as_ref(), opts)?,
         Floats::F64(a) => exact_run::<f64>(py, a, k, v, mask.as_ref(), opts)?,

@@ -44,10 +44,10 @@ pub fn decode_attention<'py>(
     q: &Bound<'py, PyAny>,
     k: &Bound<'py, PyAny>,
     v: &Bound<'py, PyAny>,
-    scale: Option<f64>,
+    #[pyo3(from_py_with = super::args::opt_f64_arg)] scale: Option<f64>,
     kv_len: Option<&Bound<'py, PyAny>>,
     num_splits: Option<&Bound<'py, PyAny>>,
-    unified_max: Option<f64>,
+    #[pyo3(from_py_with = super::args::opt_f64_arg)] unified_max: Option<f64>,
     return_info: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     const F: &str = "decode_attention";
@@ -61,7 +61,7 @@ pub fn decode_attention<'py>(
         num_splits,
         unified_max,
     };
-    let qi = floats(py, q, F)?;
+    let qi = floats(py, q, F, "q")?;
     let (o, l, info) = match &qi.arr {
         Floats::F32(a) => decode_run::<f32>(py, a, (k, v), kv_len.as_ref(), opts)?,
         Floats::F64(a) => decode_run::<f64>(py, a, (k, v), kv_len.as_ref(), opts)?,

@@ -51,27 +51,20 @@ fn run_pinv<'py, E: GemmElem + Element>(
 pub fn pinv<'py>(
     py: Python<'py>,
     a: &Bound<'py, PyAny>,
-    iters: Option<i64>,
-    tol: Option<f64>,
-    order: i64,
-    ridge: f64,
+    #[pyo3(from_py_with = super::args::opt_i64_arg)] iters: Option<i64>,
+    #[pyo3(from_py_with = super::args::opt_f64_arg)] tol: Option<f64>,
+    #[pyo3(from_py_with = super::args::i64_arg)] order: i64,
+    #[pyo3(from_py_with = super::args::f64_arg)] ridge: f64,
     return_info: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let inp = floats(py, a, "pinv")?;
+    let inp = floats(py, a, "pinv", "a")?;
     if inp.orig.ndim() < 2 {
         return Err(PyValueError::new_err(format!(
             "pinv: a must have at least 2 dimensions (..., m, n), got shape {:?}",
             inp.orig.shape()
         )));
     }
-    let iters = match iters {
-        Some(k) if k < 0 => {
-            return Err(PyValueError::new_err(format!(
-                "pinv: iters must be >= 0, got {k}"
-            )))
-        }
-        k => k.map(|k| k as usize),
-    };
+    let iters = super::args::iters_arg("pinv", iters)?;
     if let Some(t) = tol {
         if !(t > 0.0 && t.is_finite()) {
             return Err(PyValueError::new_err(format!(
@@ -143,9 +136,9 @@ pub fn pinv_backward<'py>(
     a_pinv: &Bound<'py, PyAny>,
     grad: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let inp = floats(py, a, "pinv_backward")?;
-    let p = floats(py, a_pinv, "pinv_backward")?;
-    let g = floats(py, grad, "pinv_backward")?;
+    let inp = floats(py, a, "pinv_backward", "a")?;
+    let p = floats(py, a_pinv, "pinv_backward", "a_pinv")?;
+    let g = floats(py, grad, "pinv_backward", "grad")?;
     let out = match (&inp.arr, &p.arr, &g.arr) {
         (Floats::F32(x), Floats::F32(y), Floats::F32(z)) => {
             run_backward::<f32>(py, x, y.as_any(), z.as_any())?

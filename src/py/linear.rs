@@ -72,9 +72,9 @@ pub fn linear_attention<'py>(
     causal: bool,
     decay: Option<&Bound<'py, PyAny>>,
     normalize: bool,
-    scale: Option<f64>,
-    eps: f64,
-    chunk_size: i64,
+    #[pyo3(from_py_with = super::args::opt_f64_arg)] scale: Option<f64>,
+    #[pyo3(from_py_with = super::args::f64_arg)] eps: f64,
+    #[pyo3(from_py_with = super::args::i64_arg)] chunk_size: i64,
     initial_state: Option<&Bound<'py, PyAny>>,
     return_state: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
@@ -98,7 +98,7 @@ pub fn linear_attention<'py>(
             })
         })
         .transpose()?;
-    let qi = floats(py, q, F)?;
+    let qi = floats(py, q, F, "q")?;
     let [o, s, z] = match &qi.arr {
         Floats::F32(a) => linear_run::<f32>(py, a, (k, v), decay, init.as_ref(), &opts)?,
         Floats::F64(a) => linear_run::<f64>(py, a, (k, v), decay, init.as_ref(), &opts)?,
@@ -133,7 +133,7 @@ pub fn causal_dot_product<'py>(
             .map_err(|e| PyValueError::new_err(e.to_string().replace("linear_attention", F)))?;
         Ok(PyArray::from_owned_array(py, o).into_any())
     }
-    let qi = floats(py, q, F)?;
+    let qi = floats(py, q, F, "q")?;
     let o = match &qi.arr {
         Floats::F32(a) => run::<f32>(py, a, k, v)?,
         Floats::F64(a) => run::<f64>(py, a, k, v)?,
@@ -178,7 +178,7 @@ pub fn hedgehog_feature_map<'py>(
         })?;
         Ok(PyArray::from_owned_array(py, o).into_any())
     }
-    let xi: Input<'py> = floats(py, x, F)?;
+    let xi: Input<'py> = floats(py, x, F, "x")?;
     let o = match &xi.arr {
         Floats::F32(a) => run::<f32>(py, a, weight, bias)?,
         Floats::F64(a) => run::<f64>(py, a, weight, bias)?,

@@ -1,6 +1,7 @@
 //! The PyO3 layer: extracts arrays with the GIL held, runs kernels with it released, returns new
 //! arrays. No computation lives here.
 
+mod args;
 mod arrays;
 mod attention;
 mod axes;

@@ -62,15 +62,15 @@ fn gate<'py, E: Lanes + Element>(
 pub fn top_k_gating<'py>(
     py: Python<'py>,
     logits: &Bound<'py, PyAny>,
-    k: i64,
+    #[pyo3(from_py_with = super::args::i64_arg)] k: i64,
     order: &str,
     renormalize: bool,
-    temperature: f64,
+    #[pyo3(from_py_with = super::args::f64_arg)] temperature: f64,
     score: &str,
     bias: Option<&Bound<'py, PyAny>>,
     activation: Option<&str>,
-    n_group: i64,
-    topk_group: i64,
+    #[pyo3(from_py_with = super::args::i64_arg)] n_group: i64,
+    #[pyo3(from_py_with = super::args::i64_arg)] topk_group: i64,
     group_score: Option<&str>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let f = "top_k_gating";
@@ -113,7 +113,7 @@ pub fn top_k_gating<'py>(
             ))
         }
     };
-    let inp = floats(py, logits, f)?;
+    let inp = floats(py, logits, f, "logits")?;
     if inp.orig.ndim() == 0 {
         return value_err(format!("{f}: logits must be (..., E), got a scalar"));
     }
@@ -176,7 +176,7 @@ pub fn noisy_logits<'py>(
     noise_logits: &Bound<'py, PyAny>,
     normal: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let inp = floats(py, clean, "noisy_logits")?;
+    let inp = floats(py, clean, "noisy_logits", "clean")?;
     let out = match &inp.arr {
         Floats::F32(a) => noisy::<f32>(py, a, noise_logits, normal)?,
         Floats::F64(a) => noisy::<f64>(py, a, noise_logits, normal)?,
@@ -190,8 +190,8 @@ pub fn noisy_logits<'py>(
 pub fn moe_dispatch<'py>(
     py: Python<'py>,
     indices: &Bound<'py, PyAny>,
-    num_experts: i64,
-    capacity: Option<i64>,
+    #[pyo3(from_py_with = super::args::i64_arg)] num_experts: i64,
+    #[pyo3(from_py_with = super::args::opt_i64_arg)] capacity: Option<i64>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let f = "moe_dispatch";
     let e = non_negative(num_experts, f, "num_experts")?;
@@ -245,15 +245,15 @@ pub fn moe_gather<'py>(
     x: &Bound<'py, PyAny>,
     indices: &Bound<'py, PyAny>,
     positions: &Bound<'py, PyAny>,
-    capacity: i64,
-    num_experts: Option<i64>,
+    #[pyo3(from_py_with = super::args::i64_arg)] capacity: i64,
+    #[pyo3(from_py_with = super::args::opt_i64_arg)] num_experts: Option<i64>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let f = "moe_gather";
     let cap = non_negative(capacity, f, "capacity")?;
     let experts = num_experts
         .map(|e| non_negative(e, f, "num_experts"))
         .transpose()?;
-    let inp = floats(py, x, f)?;
+    let inp = floats(py, x, f, "x")?;
     let idx = int64s(py, indices, f, "indices")?;
     let pos = int64s(py, positions, f, "positions")?;
     let out = match &inp.arr {
@@ -297,7 +297,7 @@ pub fn moe_combine<'py>(
     weights: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let f = "moe_combine";
-    let inp = floats(py, expert_out, f)?;
+    let inp = floats(py, expert_out, f, "expert_out")?;
     let idx = int64s(py, indices, f, "indices")?;
     let pos = int64s(py, positions, f, "positions")?;
     let out = match &inp.arr {
@@ -339,7 +339,7 @@ pub fn load_balancing_loss(
             ))
         }
     };
-    let inp = floats(py, probs, f)?;
+    let inp = floats(py, probs, f, "probs")?;
     let idx = int64s(py, indices, f, "indices")?;
     match &inp.arr {
         Floats::F32(a) => balance::<f32>(py, a, &idx, variant),
@@ -356,7 +356,7 @@ fn z_loss<E: Lanes + Element>(py: Python<'_>, logits: &Bound<'_, PyArrayDyn<E>>)
 #[pyfunction]
 #[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/router_z_loss.txt"))]
 pub fn router_z_loss(py: Python<'_>, logits: &Bound<'_, PyAny>) -> PyResult<f64> {
-    let inp = floats(py, logits, "router_z_loss")?;
+    let inp = floats(py, logits, "router_z_loss", "logits")?;
     match &inp.arr {
         Floats::F32(a) => z_loss::<f32>(py, a),
         Floats::F64(a) => z_loss::<f64>(py, a),

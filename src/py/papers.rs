@@ -49,7 +49,7 @@ fn dispatch<'py>(
     (q, k, v): (&Bound<'py, PyAny>, &Bound<'py, PyAny>, &Bound<'py, PyAny>),
     call: Call,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let qi = floats(py, q, func)?;
+    let qi = floats(py, q, func, "q")?;
     let o = match &qi.arr {
         Floats::F32(a) => run::<f32>(py, func, a, (k, v), call)?,
         Floats::F64(a) => run::<f64>(py, func, a, (k, v), call)?,
@@ -65,7 +65,7 @@ pub fn inline_attention<'py>(
     q: &Bound<'py, PyAny>,
     k: &Bound<'py, PyAny>,
     v: &Bound<'py, PyAny>,
-    scale: Option<f64>,
+    #[pyo3(from_py_with = super::args::opt_f64_arg)] scale: Option<f64>,
     feature_map: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     const F: &str = "inline_attention";
@@ -82,8 +82,8 @@ pub fn rala_attention<'py>(
     q: &Bound<'py, PyAny>,
     k: &Bound<'py, PyAny>,
     v: &Bound<'py, PyAny>,
-    scale: Option<f64>,
-    eps: f64,
+    #[pyo3(from_py_with = super::args::opt_f64_arg)] scale: Option<f64>,
+    #[pyo3(from_py_with = super::args::f64_arg)] eps: f64,
 ) -> PyResult<Bound<'py, PyAny>> {
     dispatch(py, "rala_attention", (q, k, v), Call::Rala(scale, eps))
 }
@@ -151,7 +151,7 @@ pub fn agent_attention<'py>(
     agents: Option<&Bound<'py, PyAny>>,
     num_agents: Option<&Bound<'py, PyAny>>,
     grid: Option<&Bound<'py, PyAny>>,
-    scale: Option<f64>,
+    #[pyo3(from_py_with = super::args::opt_f64_arg)] scale: Option<f64>,
     agent_bias: Option<&Bound<'py, PyAny>>,
     query_bias: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
@@ -163,7 +163,7 @@ pub fn agent_attention<'py>(
         .transpose()?
         .unwrap_or(49);
     let grid = grid_arg(grid, F)?;
-    let qi = floats(py, q, F)?;
+    let qi = floats(py, q, F, "q")?;
     let extra = [agents, agent_bias, query_bias];
     let opts = (num_agents, grid, scale);
     let o = match &qi.arr {
@@ -197,7 +197,7 @@ pub fn agent_pool<'py>(
     const F: &str = "agent_pool";
     let num_agents = int_arg(num_agents, F, "num_agents", 1)?;
     let grid = grid_arg(grid, F)?;
-    let xi = floats(py, x, F)?;
+    let xi = floats(py, x, F, "x")?;
     let o = match &xi.arr {
         Floats::F32(a) => pool_run(py, a, num_agents, grid)?,
         Floats::F64(a) => pool_run(py, a, num_agents, grid)?,
@@ -243,7 +243,7 @@ pub fn tensor_attention<'py>(
     k2: &Bound<'py, PyAny>,
     v1: &Bound<'py, PyAny>,
     v2: &Bound<'py, PyAny>,
-    scale: Option<f64>,
+    #[pyo3(from_py_with = super::args::opt_f64_arg)] scale: Option<f64>,
     degree: Option<&Bound<'py, PyAny>>,
     causal: bool,
     windows: Option<&Bound<'py, PyAny>>,
@@ -267,7 +267,7 @@ pub fn tensor_attention<'py>(
         causal,
         windows,
     };
-    let qi = floats(py, q, F)?;
+    let qi = floats(py, q, F, "q")?;
     let rest = [k1, k2, v1, v2];
     let o = match &qi.arr {
         Floats::F32(a) => tensor_run::<f32>(py, a, rest, opts)?,

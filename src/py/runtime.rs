@@ -20,9 +20,11 @@ pub fn supported_isas() -> Vec<&'static str> {
 
 #[pyfunction]
 #[doc = include_str!(concat!(env!("OUT_DIR"), "/docs/set_num_threads.txt"))]
-pub fn set_num_threads(n: i64) -> PyResult<()> {
+pub fn set_num_threads(#[pyo3(from_py_with = super::args::i64_arg)] n: i64) -> PyResult<()> {
     let n = usize::try_from(n).map_err(|_| {
-        pyo3::exceptions::PyValueError::new_err(format!("number of threads must be >= 1, got {n}"))
+        pyo3::exceptions::PyValueError::new_err(format!(
+            "set_num_threads: n (the number of threads) must be >= 1, got {n}"
+        ))
     })?;
     crate::threads::set_num_threads(n).map_err(to_py)
 }

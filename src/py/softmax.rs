@@ -62,7 +62,7 @@ fn family<'py>(
     where_: Option<&Bound<'py, PyAny>>,
     out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let inp = floats(py, x, name)?;
+    let inp = floats(py, x, name, "x")?;
     let mask = where_.map(|m| bool_mask(py, m)).transpose()?;
     let mut inputs: Vec<&Bound<'py, PyAny>> = vec![inp.orig.as_any()];
     if let Some(m) = &mask {
@@ -174,7 +174,7 @@ fn lse<'py, E: Lanes + Element>(
 
 /// logsumexp's weights as float64: any real dtype; TypeError naming `b` otherwise.
 fn weights<'py>(py: Python<'py>, b: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
-    let a = asarray(py, b)?;
+    let a = asarray(py, b, "logsumexp: b")?;
     if !matches!(a.dtype().kind(), b'b' | b'i' | b'u' | b'f') {
         return Err(PyTypeError::new_err(format!(
             "logsumexp: b has unsupported dtype {}; expected a real dtype",
@@ -201,7 +201,7 @@ pub fn logsumexp<'py>(
     b: Option<&Bound<'py, PyAny>>,
     return_sign: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let inp = floats(py, x, "logsumexp")?;
+    let inp = floats(py, x, "logsumexp", "x")?;
     let mask = r#where.map(|m| bool_mask(py, m)).transpose()?;
     let b = b.map(|b| weights(py, b)).transpose()?;
     let o = LseOptions {

@@ -35,9 +35,9 @@ fn run_power<'py, E: Lanes + Element>(
 pub fn power_softmax<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
-    p: i64,
-    axis: isize,
-    eps: f64,
+    #[pyo3(from_py_with = super::args::i64_arg)] p: i64,
+    #[pyo3(from_py_with = super::args::i64_arg)] axis: i64,
+    #[pyo3(from_py_with = super::args::f64_arg)] eps: f64,
     r#where: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     if p <= 0 || p % 2 != 0 || p > 1024 {
@@ -45,7 +45,9 @@ pub fn power_softmax<'py>(
             "power_softmax: p must be a positive even integer (at most 1024), got {p}"
         )));
     }
-    let inp = floats(py, x, "power_softmax")?;
+    let inp = floats(py, x, "power_softmax", "x")?;
+    // Saturated beyond isize (2**70): out of bounds for any array, as normalize_axis says.
+    let axis = isize::try_from(axis).unwrap_or(isize::MAX);
     let mask = r#where.map(|m| bool_mask(py, m)).transpose()?;
     let out = match &inp.arr {
         Floats::F32(a) => run_power::<f32>(py, a, p as u32, axis, eps, mask.as_ref())?,
@@ -104,7 +106,7 @@ pub fn softmax_regression<'py>(
     x: &Bound<'py, PyAny>,
     hessian: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let inp = floats(py, a, "softmax_regression")?;
+    let inp = floats(py, a, "softmax_regression", "a")?;
     let mut parts = match &inp.arr {
         Floats::F32(m) => run_regression::<f32>(py, m, b, x, hessian)?,
         Floats::F64(m) => run_regression::<f64>(py, m, b, x, hessian)?,

@@ -914,11 +914,17 @@ KNOWN[("content", "decode_attention", "decode-kv_len-uint64")] = (
 )
 
 
+# Known failures that not every generated example reaches (a strict xfail would fail on the
+# examples that miss them, e.g. under CI's profile).
+NOT_ALWAYS = {("hull", "agent_pool", "-")}
+
+
 def cases(test: str, pairs):
     out = []
     for fn, arg in pairs:
         reason = KNOWN.get((test, fn, arg))
-        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        strict = (test, fn, arg) not in NOT_ALWAYS
+        marks = [pytest.mark.xfail(strict=strict, reason=reason)] if reason else []
         out.append(pytest.param(fn, arg, id=f"{fn}-{arg}", marks=marks))
     return out
 

@@ -914,16 +914,18 @@ KNOWN[("content", "decode_attention", "decode-kv_len-uint64")] = (
 )
 
 
-# Known failures that not every generated example reaches (a strict xfail would fail on the
-# examples that miss them, e.g. under CI's profile).
-NOT_ALWAYS = {("hull", "agent_pool", "-")}
+# Known failures of the numerical-property tests ("hull": averages within the values'
+# range, "probs": probabilities of finite inputs): whether an example reaches the overflow
+# depends on the generated magnitudes and on the SIMD path (the scalar path's top_k_gating
+# stays finite), so they are not strict: a strict xfail would fail where one is missed.
+NOT_ALWAYS_TESTS = {"hull", "probs"}
 
 
 def cases(test: str, pairs):
     out = []
     for fn, arg in pairs:
         reason = KNOWN.get((test, fn, arg))
-        strict = (test, fn, arg) not in NOT_ALWAYS
+        strict = test not in NOT_ALWAYS_TESTS
         marks = [pytest.mark.xfail(strict=strict, reason=reason)] if reason else []
         out.append(pytest.param(fn, arg, id=f"{fn}-{arg}", marks=marks))
     return out

@@ -80,22 +80,27 @@ pub fn asarray<'py>(
     Ok(a)
 }
 
-/// Physical memory (Linux: sysconf), else the largest allocation Rust allows.
+/// Physical memory (Linux: sysconf), else the largest allocation Rust allows. Read once: every
+/// array argument of every call is checked against it, and sysconf(_SC_PHYS_PAGES) is a
+/// system call.
 fn memory_bytes() -> u128 {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: sysconf has no preconditions.
-        let (pages, size) = unsafe {
-            (
-                libc::sysconf(libc::_SC_PHYS_PAGES),
-                libc::sysconf(libc::_SC_PAGESIZE),
-            )
-        };
-        if pages > 0 && size > 0 {
-            return pages as u128 * size as u128;
+    static BYTES: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: sysconf has no preconditions.
+            let (pages, size) = unsafe {
+                (
+                    libc::sysconf(libc::_SC_PHYS_PAGES),
+                    libc::sysconf(libc::_SC_PAGESIZE),
+                )
+            };
+            if pages > 0 && size > 0 {
+                return pages as u128 * size as u128;
+            }
         }
-    }
-    isize::MAX as u128
+        isize::MAX as u128
+    })
 }
 
 fn dtype_name(a: &Bound<'_, PyUntypedArray>) -> String {

@@ -14,6 +14,8 @@ pub enum Error {
     },
     /// Any other invalid argument, with the message to show.
     Invalid(String),
+    /// A buffer that could not be allocated (Python: MemoryError), with the message to show.
+    Alloc(String),
 }
 
 impl fmt::Display for Error {
@@ -32,7 +34,7 @@ impl fmt::Display for Error {
             } => {
                 write!(f, "{what} has shape {got:?}, expected {expected:?}")
             }
-            Error::Invalid(msg) => f.write_str(msg),
+            Error::Invalid(msg) | Error::Alloc(msg) => f.write_str(msg),
         }
     }
 }
@@ -40,6 +42,17 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The items of `iter` (`len` of them) in a vector, or [`Error::Alloc`] when the vector cannot
+/// be allocated: a failed allocation would abort the process, and a strided or broadcast view
+/// copied to C order may be far larger than the memory it occupies. `what` names the buffer.
+pub fn try_collect<T>(len: usize, iter: impl Iterator<Item = T>, what: &str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::Alloc(format!("cannot allocate {what} ({len} elements)")))?;
+    v.extend(iter);
+    Ok(v)
+}
 
 /// Normalises a possibly negative axis.
 pub fn normalize_axis(axis: isize, ndim: usize) -> Result<usize> {

@@ -750,174 +750,10 @@ def _known(test: str, reason: str, cases_: str):
         KNOWN[(test, fn, arg or "-")] = reason
 
 
-_known(
-    "int_beyond",
-    "a count beyond int64 saturates to the largest size, and the allocation check's message "
-    "'the requested size is too large to allocate' names no argument",
-    "moe_dispatch.num_experts moe_gather.capacity moe_gather.num_experts",
-)
-_known(
-    "empty",
-    "d = 0 or dv = 0: ValueError 'FUNCTION: d and dv must be >= 1, got d = 0, dv = 1' names "
-    "none of q, k, v",
-    "softmax_attention linear_attention agent_attention tensor_attention inline_attention "
-    "rala_attention decode_attention causal_dot_product",
-)
-_known(
-    "empty",
-    "x with n = 0 (or an empty batch): ValueError 'ShapeError/OutOfBounds: out of bounds "
-    "indexing' (an ndarray error escaping) instead of an empty (..., 0, 2f) result",
-    "hedgehog_feature_map",
-)
-_known(
-    "empty",
-    "T = 0: ValueError 'load_balancing_loss: no tokens (T = 0): the loss is a mean over "
-    "tokens' names neither probs nor indices",
-    "load_balancing_loss",
-)
-_known(
-    "zero_d",
-    "0-d agents: ValueError 'agent_attention: need at least one agent' does not name agents",
-    "agent_attention.agents",
-)
-_known(
-    "shape",
-    "1-D agents (d,): ValueError 'agent_attention: need at least one agent' does not name agents",
-    "agent_attention.agents",
-)
-_known(
-    "shape",
-    "k1 / v1 of different lengths: ValueError \"tensor_attention: v must have k's sequence "
-    "length s = N, got v shape [...]\" names v and k, not tensor_attention's k1 and v1",
-    "tensor_attention.k1 tensor_attention.v1",
-)
-_known(
-    "nonfinite",
-    "NaN/inf in a: ValueError 'pinv: input contains NaN or infinity' does not name a",
-    "pinv.a",
-)
-_known(
-    "int_edge",
-    "num_experts=0: 'moe_dispatch: expert index 0 outside 0..0'; num_experts >= 2**40: "
-    "'moe_dispatch: the requested size is too large to allocate': neither names num_experts",
-    "moe_dispatch.num_experts",
-)
-_known(
-    "int_edge",
-    "capacity=0: 'moe_gather: position 0 outside 0..0 (or -1 for dropped)'; capacity >= 2**40: "
-    "'moe_gather: the requested size is too large to allocate': neither names capacity",
-    "moe_gather.capacity",
-)
-_known(
-    "int_edge",
-    "num_experts=0: 'moe_gather: expert index 0 outside 0..0'; num_experts >= 2**40: "
-    "'moe_gather: the requested size is too large to allocate': neither names num_experts",
-    "moe_gather.num_experts",
-)
-_known(
-    "float_value",
-    "float32 a with ridge=1e308 (inf in float32): ValueError 'pinv: input contains NaN or "
-    "infinity' blames the input and does not name ridge",
-    "pinv.ridge",
-)
-_known(
-    "float_value",
-    "float32 q, v with ridge=+-1e308: ValueError 'pinv: input contains NaN or infinity' (names "
-    "another function, not ridge)",
-    "soft_attention.ridge",
-)
-_known(
-    "probs",
-    "logits / temperature overflowing (logits ~1e308, temperature=1e-300; both accepted): NaN "
-    "weights instead of probabilities or a ValueError naming temperature",
-    "top_k_gating",
-)
-_known(
-    "probs",
-    "a @ x overflowing float64 (finite a, x ~1e200): NaN loss and gradient",
-    "softmax_regression",
-)
-_known(
-    "hull",
-    "scale * q.k overflowing for finite q, k: NaN output when the scores are +inf, 0 (lse -inf, "
-    "'nothing visible') when they are -inf, instead of the average of v or a ValueError",
-    "softmax_attention",
-)
-_known(
-    "hull",
-    "scale * q.k overflowing for finite q, k: out 0 and lse -inf (as if nothing were visible) "
-    "for rows that see every key",
-    "decode_attention",
-)
-_known(
-    "hull",
-    "scores overflowing for finite q, k (or agents): NaN output",
-    "agent_attention",
-)
-_known(
-    "hull",
-    "x_ijl = scale sum_c q_ic k1_jc k2_lc overflowing for finite inputs: output 0 instead of "
-    "an average of v1 * v2",
-    "tensor_attention",
-)
-_known(
-    "hull",
-    "the mean of finite values near float64's largest overflows to inf (summed before dividing)",
-    "agent_pool",
-)
-_known(
-    "hygiene",
-    "every kernel error is re-raised as ValueError('ValueError: causal_dot_product: ...'): the "
-    "message repeats the exception type (PyErr.to_string())",
-    "causal_dot_product",
-)
-_known(
-    "hygiene",
-    "NaN/inf in q, k or v: the message says 'linear_attention: q contains NaN or infinity' "
-    "(another public function)",
-    "inline_attention rala_attention",
-)
-_ABORT = (
-    "the interpreter aborts (SIGABRT, Rust 'memory allocation of N bytes failed') instead of "
-    "raising MemoryError or ValueError"
-)
-_known(
-    "huge_view",
-    _ABORT,
-    " ".join(f"{f}.{f}" for f in ("softmax_regression router_z_loss").split()),
-)
-_NO_NAME = "'{}' names no argument (expected {})"
-for _case, _fn, _msg, _arg in [
-    ("dispatch-index", "moe_dispatch", "moe_dispatch: expert index 5 outside 0..2", "indices"),
-    ("dispatch-negative", "moe_dispatch", "moe_dispatch: expert index -1 outside 0..2",
-     "indices"),
-    ("dispatch-uint64", "moe_dispatch", "moe_dispatch: expert index -1 outside 0..2",
-     "indices; the uint64 value 2**64-1 is reported as -1"),
-    ("dispatch-no-experts", "moe_dispatch", "moe_dispatch: expert index 0 outside 0..0",
-     "indices or num_experts"),
-    ("gather-position", "moe_gather", "moe_gather: position 5 outside 0..2 (or -1 for dropped)",
-     "positions"),
-    ("gather-twice", "moe_gather", "moe_gather: expert 0 position 0 is assigned twice",
-     "positions"),
-    ("gather-index", "moe_gather", "moe_gather: expert index 3 outside 0..2",
-     "indices or num_experts"),
-    ("combine-index", "moe_combine", "moe_combine: expert index 5 outside 0..2", "indices"),
-    ("combine-position", "moe_combine",
-     "moe_combine: position 5 outside 0..2 (or -1 for dropped)", "positions"),
-    ("balance-index", "load_balancing_loss", "load_balancing_loss: expert index 2 outside 0..2",
-     "indices"),
-]:  # fmt: skip
-    KNOWN[("content", _fn, _case)] = _NO_NAME.format(_msg, _arg)
-KNOWN[("content", "decode_attention", "decode-kv_len-uint64")] = (
-    "kv_len=np.uint64(2**63 + 5): 'kv_len must be in [0, s = 3], got -9223372036854775803' "
-    "(the value wrapped to int64)"
-)
-
-
 # Known failures of the numerical-property tests ("hull": averages within the values'
-# range, "probs": probabilities of finite inputs): whether an example reaches the overflow
-# depends on the generated magnitudes and on the SIMD path (the scalar path's top_k_gating
-# stays finite), so they are not strict: a strict xfail would fail where one is missed.
+# range, "probs": probabilities of finite inputs) are not strict: whether an example reaches
+# an overflow depends on the generated magnitudes and on the SIMD path, so a strict xfail
+# would fail where one is missed. (KNOWN is empty: every failure this suite found is fixed.)
 NOT_ALWAYS_TESTS = {"hull", "probs"}
 
 
@@ -1603,11 +1439,6 @@ def test_average_stays_in_value_range(fn, _, data):
             _in_value_range(fn, kw, r)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="decode_attention: NaN in a visible key gives out 0 and lse -inf (as if nothing were "
-    "visible) instead of propagating NaN to the row as documented",
-)
 @HOSTILE
 @given(data=st.data())
 def test_decode_nan_key_propagates(data):
@@ -1619,11 +1450,6 @@ def test_decode_nan_key_propagates(data):
     assert np.isnan(out).all(), f"decode_attention({describe(kw)}) -> out {out}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agent_attention: a query_bias row of NaN gives a row of 0s (treated as all -inf) "
-    "instead of NaN or a ValueError naming query_bias; agent_bias NaN does propagate",
-)
 @HOSTILE
 @given(data=st.data())
 def test_agent_query_bias_nan(data):

@@ -405,7 +405,9 @@ def softmax_attention(
 
     Raises:
         TypeError: non-float inputs or a non-bool mask. ValueError: shapes, heads not
-        divisible, ``window < 1``, NaN/inf in q, k or v.
+        divisible, ``window < 1``, NaN/inf in q, k or v, scores ``scale * q.k`` beyond the
+        dtype's range for these finite inputs (no softmax of them is computable in it;
+        checked only when a row's result came out non-finite, so it costs nothing otherwise).
 
     Example:
         >>> q = np.ones((1, 3, 2))  # equal scores: each row averages its visible values
@@ -603,9 +605,12 @@ def agent_attention(
         agent_bias: broadcastable to (..., na, s). query_bias: broadcastable to (..., n, na).
 
     Raises:
-        TypeError: non-float inputs. ValueError: shapes, biases that do not broadcast, NaN/inf
-        in q, k, v or agents, a grid that does not hold n tokens, a non-square num_agents
-        with a grid, num_agents outside [1, 2**20].
+        TypeError: non-float inputs. ValueError: shapes, biases that do not broadcast or
+        hold NaN or +inf (-inf masks an entry out), NaN/inf in q, k, v or agents, a grid that
+        does not hold n tokens, a non-square num_agents with a grid, num_agents outside
+        [1, 2**20], inputs whose scores could leave the dtype's range
+        (``|scale| d max|agents| max(max|q|, max|k|)`` plus the biases' largest finite
+        entries at or above its largest value: checked before computing).
 
     Example:
         >>> q = np.ones((1, 3, 2))  # equal scores: every row is the mean of v
@@ -670,7 +675,9 @@ def tensor_attention(
     Raises:
         TypeError: non-float inputs. ValueError: shapes, NaN/inf, windows < 1, causal with
         s1 != s2, degree with causal or windows, a degree needing more than 2**20 features
-        (``sum_t d^t``), a non-positive normaliser.
+        (``sum_t d^t``), a non-positive normaliser, inputs whose scores could leave the
+        dtype's range (``|scale| d max|q| max|k1| max|k2|`` at or above its largest value:
+        checked before computing).
 
     Example:
         >>> q = np.zeros((1, 2)); k = np.ones((2, 2)); v = np.array([[1.0], [3.0]])
@@ -800,7 +807,8 @@ def decode_attention(
     Raises:
         TypeError: non-float inputs, non-integer kv_len. ValueError: shapes, heads not
         divisible, kv_len outside [0, s] or of another shape, ``num_splits < 1``, NaN/inf in
-        q, non-finite scale or unified_max.
+        q, non-finite scale or unified_max, scores ``scale * q.k`` beyond the dtype's range
+        for finite keys (checked only for a row whose result came out non-finite).
 
     Example:
         >>> q, k, v = np.ones((2, 4)), np.ones((2, 3, 4)), np.arange(24.0).reshape(2, 3, 4)
@@ -870,7 +878,10 @@ def softmax_regression(
 
     ``grad = a.T (f*c - <f, c> f)`` with ``f = softmax(a x)``, ``c = f - b``; the Hessian is
     the closed form ``a.T H a`` (symmetric). Computed in float64, returned in ``a``'s dtype
-    (the loss as a Python float).
+    (the loss as a Python float); ``a`` is read row by row (no copy of it). Scores ``a @ x``
+    beyond float64's range (finite ``a`` and ``x`` near it) are taken through exact
+    power-of-two rescaling, so f, the loss and the gradient stay finite; Hessian entries
+    beyond float64 (in value or in rounding error) are +-inf.
 
     Raises:
         TypeError: unsupported dtype. ValueError: shapes, ``n = 0``, NaN or infinity.

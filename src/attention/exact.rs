@@ -9,6 +9,7 @@
 //! visible to query i when j <= i + s - n; `window = w` keeps i + s - n - w < j <= i + s - n.
 
 use super::heads::{check_finite, head_view, qkv_shape, Contig, HeadShape, Output};
+use super::overflow;
 use crate::error::{Error, Result};
 use crate::linalg::{small_gemm, GemmElem, SmallGemm};
 use crate::simd::{self, Lanes};
@@ -153,7 +154,24 @@ pub fn softmax_attention<E: GemmElem + Lanes>(
     let oshape = HeadShape::out_shape(q.shape(), hs.dv);
     let lshape = &q.shape()[..nd - 1];
     // SAFETY: every task wrote its whole output and lse block, and the tasks cover both.
-    unsafe { Ok((out.assume_init(&oshape)?, lse.assume_init(lshape)?)) }
+    let (out, lse) = unsafe { (out.assume_init(&oshape)?, lse.assume_init(lshape)?) };
+    let sees_keys = |r: usize| {
+        let (h, i) = (r / hs.n.max(1), r % hs.n.max(1));
+        let (lo, hi) = vis.range(i);
+        lo < hi
+            && mask.as_ref().is_none_or(|m| {
+                head_view(m.view(), h)
+                    .is_ok_and(|m| m.row(i).iter().skip(lo).take(hi - lo).any(|&b| b))
+            })
+    };
+    overflow::check_rows(
+        lse.as_slice().unwrap_or(&[]),
+        sees_keys,
+        || overflow::score_bound(scale, hs.d, &[qs, kc.slice()]),
+        F,
+        ("scale * q.k", "q and k"),
+    )?;
+    Ok((out, lse))
 }
 
 /// Every k/v head's keys (s x d) as K^T per tile of KEY_BLOCK keys: tile t (keys j0 = t KB ..

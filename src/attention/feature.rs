@@ -153,6 +153,14 @@ pub fn hedgehog_feature_map<E: GemmElem + Lanes>(
     let wc = weight.as_standard_layout();
     check_finite(F, "weight", wc.as_slice().unwrap_or(&[]))?;
     let rows: usize = x.shape()[..nd - 1].iter().product();
+    let mut shape = x.shape().to_vec();
+    shape[nd - 1] = 2 * f;
+    if rows == 0 {
+        // No tokens: an empty (..., 0, 2f) result (a (0, f) strided view of an empty buffer is
+        // refused by ndarray's bounds check).
+        return ArrayD::from_shape_vec(IxDyn(&shape), Vec::new())
+            .map_err(|e| Error::Invalid(e.to_string()));
+    }
     let len = rows * 2 * f;
     let mut y: Vec<E> = Vec::new();
     y.try_reserve_exact(len)
@@ -168,8 +176,6 @@ pub fn hedgehog_feature_map<E: GemmElem + Lanes>(
         gemm(E::ZERO, yv, E::ONE, xv, wc.view())?;
     }
     dispatch(simd::active(), HedgehogRows { y: &mut y, f, bias });
-    let mut shape = x.shape().to_vec();
-    shape[nd - 1] = 2 * f;
     ArrayD::from_shape_vec(IxDyn(&shape), y).map_err(|e| Error::Invalid(e.to_string()))
 }
 

@@ -62,26 +62,37 @@ impl HeadShape {
 /// Checks q (..., n, d), k (..., s, d), v (..., s, dv) and returns their sizes. `func` names
 /// the function in messages.
 pub(crate) fn qkv_shape(func: &str, q: &[usize], k: &[usize], v: &[usize]) -> Result<HeadShape> {
+    qkv_shape_named(func, ["q", "k", "v"], q, k, v)
+}
+
+/// [`qkv_shape`] for a function whose arguments have other names (tensor attention's k1, v1).
+pub(crate) fn qkv_shape_named(
+    func: &str,
+    [qn, kn, vn]: [&str; 3],
+    q: &[usize],
+    k: &[usize],
+    v: &[usize],
+) -> Result<HeadShape> {
     let nd = q.len();
     if nd < 2 || k.len() != nd || v.len() != nd {
         return Err(Error::Invalid(format!(
-            "{func}: q, k and v must be (..., n, d), (..., s, d), (..., s, dv) with the same number of dims (at least 2), got {q:?}, {k:?}, {v:?}"
+            "{func}: {qn}, {kn} and {vn} must be (..., n, d), (..., s, d), (..., s, dv) with the same number of dims (at least 2), got {q:?}, {k:?}, {v:?}"
         )));
     }
     let (n, d, s, dv) = (q[nd - 2], q[nd - 1], k[nd - 2], v[nd - 1]);
     if k[nd - 1] != d {
         return Err(Error::Invalid(format!(
-            "{func}: k's last dim must equal q's (d = {d}), got k shape {k:?}"
+            "{func}: {kn}'s last dim must equal {qn}'s (d = {d}), got {kn} shape {k:?}"
         )));
     }
     if v[nd - 2] != s {
         return Err(Error::Invalid(format!(
-            "{func}: v must have k's sequence length s = {s}, got v shape {v:?}"
+            "{func}: {vn} must have {kn}'s sequence length s = {s}, got {vn} shape {v:?}"
         )));
     }
     if d == 0 || dv == 0 {
         return Err(Error::Invalid(format!(
-            "{func}: d and dv must be >= 1, got d = {d}, dv = {dv}"
+            "{func}: d and dv must be >= 1, got d = {d} (the last dim of {qn} and {kn}) and dv = {dv} (the last dim of {vn})"
         )));
     }
     let (outer, hq, hkv) = if nd == 2 {
@@ -90,13 +101,13 @@ pub(crate) fn qkv_shape(func: &str, q: &[usize], k: &[usize], v: &[usize]) -> Re
         let lead = nd - 3;
         if q[..lead] != k[..lead] || k[..nd - 2] != v[..nd - 2] {
             return Err(Error::Invalid(format!(
-                "{func}: batch dims must match (only the heads dim before n may differ between q and k/v), got q {q:?}, k {k:?}, v {v:?}"
+                "{func}: batch dims must match (only the heads dim before n may differ between {qn} and {kn}/{vn}), got {qn} {q:?}, {kn} {k:?}, {vn} {v:?}"
             )));
         }
         let (hq, hkv) = (q[nd - 3], k[nd - 3]);
         if (hkv == 0 && hq != 0) || (hkv != 0 && hq % hkv != 0) {
             return Err(Error::Invalid(format!(
-                "{func}: q's heads ({hq}) must be a multiple of k/v's heads ({hkv})"
+                "{func}: {qn}'s heads ({hq}) must be a multiple of {kn}/{vn}'s heads ({hkv})"
             )));
         }
         (q[..lead].iter().product(), hq, hkv.max(1))

@@ -10,6 +10,7 @@ pub(crate) mod heads;
 #[cfg(test)]
 mod isa_tests;
 pub mod linear;
+pub(crate) mod overflow;
 pub mod soft;
 pub mod tensor;
 

@@ -157,6 +157,17 @@ fn step<E: GemmElem>(
     Ok((if s > 0.0 { (d / s).sqrt() } else { 0.0 }, s.sqrt()))
 }
 
+/// The ridge in the input's dtype: 1e308 is finite in f64 but infinite in f32.
+pub(crate) fn ridge_in<E: GemmElem>(func: &str, ridge: f64) -> Result<E> {
+    let r = E::from_f64(ridge);
+    if !r.is_finite() {
+        return Err(Error::Invalid(format!(
+            "{func}: ridge = {ridge} is not finite in the inputs' dtype"
+        )));
+    }
+    Ok(r)
+}
+
 fn check_options(opts: &PinvOptions) -> Result<()> {
     if opts.order != 2 && opts.order != 3 {
         return Err(Error::Invalid(format!(
@@ -234,15 +245,19 @@ pub fn pinv<E: GemmElem>(
 ) -> Result<(Array2<E>, PinvInfo)> {
     check_options(opts)?;
     let (m, n) = a.dim();
+    if a.iter().any(|v| !v.is_finite()) {
+        return Err(Error::Invalid("pinv: a contains NaN or infinity".into()));
+    }
+    let ridge = ridge_in::<E>("pinv", opts.ridge)?;
     let mut a = a.to_owned();
-    let ridge = E::from_f64(opts.ridge);
     for i in 0..m.min(n) {
         a[[i, i]] = a[[i, i]] + ridge;
     }
     if a.iter().any(|v| !v.is_finite()) {
-        return Err(Error::Invalid(
-            "pinv: input contains NaN or infinity".into(),
-        ));
+        return Err(Error::Invalid(format!(
+            "pinv: a + ridge I overflows (ridge = {})",
+            opts.ridge
+        )));
     }
     let norm1 = a.map_axis(Axis(0), |c| c.iter().map(|v| v.to_f64().abs()).sum::<f64>());
     let norminf = a.map_axis(Axis(1), |r| r.iter().map(|v| v.to_f64().abs()).sum::<f64>());

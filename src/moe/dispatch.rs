@@ -8,7 +8,8 @@ use rayon::prelude::*;
 
 /// A vector of n copies of v, or a ValueError instead of aborting when n elements cannot be
 /// allocated (an allocation failure is not a panic: it would end the Python process).
-fn alloc<T: Clone>(n: Option<usize>, v: T, what: &str) -> Result<Vec<T>> {
+/// `size` says which arguments set n ("num_experts = 5"), for the message.
+fn alloc<T: Clone>(n: Option<usize>, v: T, what: &str, size: &str) -> Result<Vec<T>> {
     let mut out = Vec::new();
     match n {
         Some(n) if out.try_reserve_exact(n).is_ok() => {
@@ -16,7 +17,7 @@ fn alloc<T: Clone>(n: Option<usize>, v: T, what: &str) -> Result<Vec<T>> {
             Ok(out)
         }
         _ => Err(Error::Invalid(format!(
-            "{what}: the requested size is too large to allocate"
+            "{what}: {size} is too large to allocate"
         ))),
     }
 }
@@ -24,7 +25,7 @@ fn alloc<T: Clone>(n: Option<usize>, v: T, what: &str) -> Result<Vec<T>> {
 fn check_expert(i: i64, experts: usize, what: &str) -> Result<usize> {
     if i < 0 || i as usize >= experts {
         return Err(Error::Invalid(format!(
-            "{what}: expert index {i} outside 0..{experts}"
+            "{what}: indices holds expert {i}, outside 0..num_experts = {experts}"
         )));
     }
     Ok(i as usize)
@@ -41,7 +42,12 @@ pub fn moe_dispatch(
 ) -> Result<(Array2<i64>, Array1<i64>)> {
     let (t, k) = indices.dim();
     let mut pos = Array2::from_elem((t, k), -1i64);
-    let mut counts = Array1::from_vec(alloc(Some(experts), 0i64, "moe_dispatch")?);
+    let mut counts = Array1::from_vec(alloc(
+        Some(experts),
+        0i64,
+        "moe_dispatch",
+        &format!("num_experts = {experts}"),
+    )?);
     for c in 0..k {
         for r in 0..t {
             let e = check_expert(indices[[r, c]], experts, "moe_dispatch")?;
@@ -70,7 +76,12 @@ fn slot_owners(
             got: positions.shape().to_vec(),
         });
     }
-    let mut owner = alloc(experts.checked_mul(capacity), None, what)?;
+    let mut owner = alloc(
+        experts.checked_mul(capacity),
+        None,
+        what,
+        &format!("num_experts x capacity = {experts} x {capacity}"),
+    )?;
     for ((r, c), &p) in positions.indexed_iter() {
         let e = check_expert(indices[[r, c]], experts, what)?;
         if p == -1 {
@@ -78,13 +89,13 @@ fn slot_owners(
         }
         if p < 0 || p as usize >= capacity {
             return Err(Error::Invalid(format!(
-                "{what}: position {p} outside 0..{capacity} (or -1 for dropped)"
+                "{what}: positions holds {p}, outside 0..capacity = {capacity} (or -1 for dropped)"
             )));
         }
         let slot = &mut owner[e * capacity + p as usize];
         if slot.is_some() {
             return Err(Error::Invalid(format!(
-                "{what}: expert {e} position {p} is assigned twice"
+                "{what}: positions assigns slot {p} of expert {e} twice"
             )));
         }
         *slot = Some(r);
@@ -116,7 +127,7 @@ fn check_slots(
         }
         if p < 0 || p as usize >= capacity {
             return Err(Error::Invalid(format!(
-                "{what}: position {p} outside 0..{capacity} (or -1 for dropped)"
+                "{what}: positions holds {p}, outside 0..capacity = {capacity} (or -1 for dropped)"
             )));
         }
         kept.push((e, p));
@@ -124,8 +135,8 @@ fn check_slots(
     kept.sort_unstable();
     if let Some(w) = kept.windows(2).find(|w| w[0] == w[1]) {
         return Err(Error::Invalid(format!(
-            "{what}: expert {} position {} is assigned twice",
-            w[0].0, w[0].1
+            "{what}: positions assigns slot {} of expert {} twice",
+            w[0].1, w[0].0
         )));
     }
     Ok(())
@@ -149,7 +160,12 @@ pub fn moe_gather<E: Lanes>(
     let owner = slot_owners(indices, positions, experts, capacity, "moe_gather")?;
     let xs = x.as_standard_layout();
     let size = experts.checked_mul(capacity).and_then(|n| n.checked_mul(d));
-    let mut out = alloc(size, E::ZERO, "moe_gather")?;
+    let mut out = alloc(
+        size,
+        E::ZERO,
+        "moe_gather",
+        &format!("num_experts x capacity x d = {experts} x {capacity} x {d}"),
+    )?;
     if d > 0 {
         crate::threads::install(|| {
             out.par_chunks_mut(d)

@@ -212,6 +212,14 @@ fn gate_row<E: Lanes, S: Simd<E = E>>(
     let need_lse = softmax && opts.order == Order::SoftmaxTopk && (!opts.renormalize || by_score);
     // x = act(l) / tau, materialised only when the keys or the full-row logsumexp need it.
     let x_ready = !plain || (need_lse && tau != 1.0);
+    // Softmax scores of raw logits under a temperature are taken of (l - max) / tau: l / tau
+    // itself overflows for large logits and a small tau (1e308 / 1e-300), and a softmax (and
+    // every ordering of x + bias or of group scores) is unchanged by a shift of the row.
+    let base = if softmax && opts.activation.is_none() && tau != 1.0 {
+        row_max
+    } else {
+        E::ZERO
+    };
     if x_ready {
         let te = E::from_f64(tau);
         match opts.activation {
@@ -220,7 +228,7 @@ fn gate_row<E: Lanes, S: Simd<E = E>>(
             Some(Activation::Tanh) => tanh_on::<S>(row, &mut sc.x),
         }
         if tau != 1.0 {
-            sc.x.iter_mut().for_each(|v| *v = *v / te);
+            sc.x.iter_mut().for_each(|v| *v = (*v - base) / te);
         }
     }
     let lse = if need_lse {
@@ -267,7 +275,7 @@ fn gate_row<E: Lanes, S: Simd<E = E>>(
     // weight 0 and stays out of the normalisation.
     let live = |s: usize| sc.vals[s] != E::NEG_INFINITY;
     for (wi, &i) in w.iter_mut().zip(ids.iter()) {
-        *wi = scaled(row[i].to_f64(), opts.activation, tau);
+        *wi = scaled(row[i].to_f64() - base.to_f64(), opts.activation, tau);
     }
     // Softmax weights are e^(x_i - shift): shift = the row's logsumexp (softmax_topk, not
     // renormalised) or the selected max (softmax over the selected, or the renormalised

@@ -31,7 +31,9 @@ pub fn load_balancing_loss<E: Lanes>(
     }
     if t == 0 {
         return Err(Error::Invalid(
-            "load_balancing_loss: no tokens (T = 0): the loss is a mean over tokens".into(),
+            "load_balancing_loss: probs and indices hold no tokens (T = 0): the loss is a mean \
+             over tokens"
+                .into(),
         ));
     }
     if probs.iter().any(|v| !v.is_finite()) {
@@ -48,7 +50,7 @@ pub fn load_balancing_loss<E: Lanes>(
         for &i in row.iter().take(cols) {
             if i < 0 || i as usize >= e {
                 return Err(Error::Invalid(format!(
-                    "load_balancing_loss: expert index {i} outside 0..{e}"
+                    "load_balancing_loss: indices holds expert {i}, outside 0..{e} (probs' last dim)"
                 )));
             }
             f[i as usize] += 1.0;

@@ -270,6 +270,16 @@ pub fn int64s<'py>(
     if let Ok(t) = a.cast::<PyArrayDyn<i64>>() {
         return Ok(t.clone());
     }
+    // uint64 values above int64's range would wrap to negatives in the cast (2**64 - 1 would be
+    // reported as index -1): refuse them by value, naming the argument.
+    if kind == b'u' && a.dtype().itemsize() == 8 && a.len() > 0 {
+        let top = a.call_method0("max")?;
+        if top.gt(i64::MAX)? {
+            return Err(PyValueError::new_err(format!(
+                "{func}: {what} holds {top}, beyond int64's range"
+            )));
+        }
+    }
     let c = a.call_method1("astype", (dtype::<i64>(py),))?;
     Ok(c.cast_into::<PyArrayDyn<i64>>()?)
 }
@@ -301,12 +311,31 @@ pub fn as_rows<'a, E: Clone>(
         v.into_shape_with_order((rows, last))
             .map(ndarray::CowArray::from)
     } else {
-        v.as_standard_layout()
-            .into_owned()
+        owned_copy(v.view(), func, what)?
             .into_shape_with_order((rows, last))
             .map(ndarray::CowArray::from)
     };
     shaped.map_err(|e| PyValueError::new_err(format!("{func}: {what}: {e}")))
+}
+
+/// A C-ordered copy of a view, or MemoryError when it cannot be allocated: Rust aborts the
+/// process on a failed allocation, and a strided or broadcast view may be far larger than the
+/// memory it occupies.
+pub fn owned_copy<E: Clone>(
+    v: ndarray::ArrayViewD<'_, E>,
+    func: &str,
+    what: &str,
+) -> PyResult<ndarray::ArrayD<E>> {
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(v.len()).map_err(|_| {
+        pyo3::exceptions::PyMemoryError::new_err(format!(
+            "{func}: {what}: cannot allocate a contiguous copy of shape {:?}",
+            v.shape()
+        ))
+    })?;
+    buf.extend(v.iter().cloned());
+    ndarray::ArrayD::from_shape_vec(v.raw_dim(), buf)
+        .map_err(|e| PyValueError::new_err(format!("{func}: {what}: {e}")))
 }
 
 /// Exactly 2-D, or ValueError naming the expected shape.

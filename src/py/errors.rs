@@ -5,7 +5,10 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::PyErr;
 
 pub fn to_py(e: Error) -> PyErr {
-    PyValueError::new_err(e.to_string())
+    match e {
+        Error::Alloc(msg) => pyo3::exceptions::PyMemoryError::new_err(msg),
+        e => PyValueError::new_err(e.to_string()),
+    }
 }
 
 /// Runs the compute closure, with the GIL released when the work is large enough to be worth

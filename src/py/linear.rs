@@ -129,8 +129,9 @@ pub fn causal_dot_product<'py>(
         let (k, v) = (float_as::<E>(py, k, F, "k")?, float_as::<E>(py, v, F, "v")?);
         let (rq, rk, rv) = (read(q)?, read(&k)?, read(&v)?);
         let (vq, vk, vv) = (rq.as_array(), rk.as_array(), rv.as_array());
-        let o = compute(py, vq.len().saturating_mul(64), || cdp(vq, vk, vv))
-            .map_err(|e| PyValueError::new_err(e.to_string().replace("linear_attention", F)))?;
+        let o = compute(py, vq.len().saturating_mul(64), || cdp(vq, vk, vv)).map_err(|e| {
+            PyValueError::new_err(e.value(py).to_string().replace("linear_attention", F))
+        })?;
         Ok(PyArray::from_owned_array(py, o).into_any())
     }
     let qi = floats(py, q, F, "q")?;

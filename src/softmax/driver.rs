@@ -13,7 +13,7 @@ use super::extexp::ExtSum;
 use super::rows::{ChunkSum, ChunkWrite, Rows, RowsLse};
 use super::strided::{Cols, OutPtr};
 use super::Algorithm;
-use crate::error::{normalize_axis, Error, Result};
+use crate::error::{normalize_axis, try_collect, Error, Result};
 use crate::simd::{self, dispatch, Elem, Isa, Lanes};
 use crate::threads;
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
@@ -167,7 +167,11 @@ fn masked_input<'a, E: Elem>(
     let Some(mask) = mask else {
         let xs = match x.as_slice() {
             Some(s) => Cow::Borrowed(s),
-            None => Cow::Owned(x.iter().copied().collect()),
+            None => Cow::Owned(try_collect(
+                x.len(),
+                x.iter().copied(),
+                "a C-order copy of x",
+            )?),
         };
         return Ok((xs, None));
     };
@@ -176,13 +180,15 @@ fn masked_input<'a, E: Elem>(
         expected: x.shape().to_vec(),
         got: mask.shape().to_vec(),
     })?;
-    let mut xs = Vec::with_capacity(x.len());
-    let mut ms = Vec::with_capacity(x.len());
     // Iterating both logically (C order) keeps them aligned whatever their strides.
-    for (&v, &k) in x.iter().zip(mb.iter()) {
-        xs.push(if k { v } else { E::NEG_INFINITY });
-        ms.push(k);
-    }
+    let xs = try_collect(
+        x.len(),
+        x.iter()
+            .zip(mb.iter())
+            .map(|(&v, &k)| if k { v } else { E::NEG_INFINITY }),
+        "a masked copy of x",
+    )?;
+    let ms = try_collect(x.len(), mb.iter().copied(), "a C-order copy of where")?;
     Ok((Cow::Owned(xs), Some(ms)))
 }
 

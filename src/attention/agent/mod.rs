@@ -10,6 +10,7 @@ mod pool;
 mod softmax;
 
 use super::heads::{check_finite, qkv_shape, Contig, HeadShape, Output};
+use super::overflow;
 use crate::error::{Error, Result};
 use crate::linalg::{small_gemm, GemmElem, SmallGemm};
 use crate::simd::{self, dispatch, Lanes};
@@ -58,12 +59,14 @@ pub fn agent_attention<E: GemmElem + Lanes>(
     let pooled;
     let agents = match &opts.agents {
         Some(a) => {
+            if a.ndim() < 2 || a.shape()[a.ndim() - 2] == 0 {
+                return Err(Error::Invalid(format!(
+                    "{F}: agents must be (..., na, d) with na >= 1, got shape {:?}",
+                    a.shape()
+                )));
+            }
             let mut want = batch.to_vec();
-            let na = a
-                .shape()
-                .get(a.ndim().wrapping_sub(2))
-                .copied()
-                .unwrap_or(0);
+            let na = a.shape()[a.ndim() - 2];
             want.extend([na, hs.d]);
             a.broadcast(want.clone()).ok_or_else(|| {
                 Error::Invalid(format!(
@@ -85,7 +88,9 @@ pub fn agent_attention<E: GemmElem + Lanes>(
     };
     let na = agents.shape()[nd - 2];
     if na == 0 {
-        return Err(Error::Invalid(format!("{F}: need at least one agent")));
+        return Err(Error::Invalid(format!(
+            "{F}: agents holds no agents (na = 0)"
+        )));
     }
     let full = |r: usize, c: usize| {
         let mut s = batch.to_vec();
@@ -111,6 +116,28 @@ pub fn agent_attention<E: GemmElem + Lanes>(
         ("agents", ac.slice()),
     ] {
         check_finite(F, what, x)?;
+    }
+    // Scores the dtype cannot hold (s a.k or s q.a, plus a bias) have no computable softmax:
+    // refused up front (a pass over the inputs, small beside the products).
+    let bias_max = [&b1, &b2]
+        .iter()
+        .map(|b| b.as_ref().map_or(0.0, |b| b.max_abs()))
+        .sum::<f64>();
+    let qk_max = overflow::score_bound(1.0, 1, &[qc.slice()]).max(overflow::score_bound(
+        1.0,
+        1,
+        &[kc.slice()],
+    ));
+    let bound = overflow::score_bound(scale, hs.d, &[ac.slice()]) * qk_max + bias_max;
+    if overflow::may_overflow::<E>(bound) {
+        return Err(overflow::overflow_error::<E>(
+            F,
+            (
+                "scale * a.k or scale * q.a (plus the biases)",
+                "q, k and agents",
+            ),
+            bound,
+        ));
     }
     let heads = hs.heads();
     let mut out = Output::<E>::new(F, heads * hs.n * hs.dv)?;

@@ -95,16 +95,26 @@ pub fn agent_pool<E: Elem>(
     for b in 0..batch {
         let xb = &xs[b * n * d..(b + 1) * n * d];
         for &(r0, r1, c0, c1) in &rects {
-            acc.fill(0.0);
-            for r in r0..r1 {
-                for t in r * cols + c0..r * cols + c1 {
-                    acc.iter_mut()
-                        .zip(&xb[t * d..(t + 1) * d])
-                        .for_each(|(a, &y)| *a += y.to_f64());
+            // The bin's sum of w * x (w = 1: exact; w = 1 / count when the plain sum of f64
+            // values near the largest overflowed: a rounding more per term, for such bins only).
+            let sum_bin = |acc: &mut [f64], w: f64| {
+                acc.fill(0.0);
+                for r in r0..r1 {
+                    for t in r * cols + c0..r * cols + c1 {
+                        acc.iter_mut()
+                            .zip(&xb[t * d..(t + 1) * d])
+                            .for_each(|(a, &y)| *a += y.to_f64() * w);
+                    }
                 }
-            }
+            };
             let inv = 1.0 / ((r1 - r0) * (c1 - c0)) as f64;
-            out.extend(acc.iter().map(|&a| E::from_f64(a * inv)));
+            sum_bin(&mut acc, 1.0);
+            if acc.iter().all(|a| a.is_finite()) {
+                out.extend(acc.iter().map(|&a| E::from_f64(a * inv)));
+            } else {
+                sum_bin(&mut acc, inv);
+                out.extend(acc.iter().map(|&a| E::from_f64(a)));
+            }
         }
     }
     let mut shape = x.shape().to_vec();
@@ -125,7 +135,21 @@ impl<'a, E: Elem> Bias<'a, E> {
                 b.shape()
             ))
         })?;
+        // -inf masks out; NaN or +inf has no meaning as an additive score (e^(inf - inf)).
+        if b.iter().any(|&x| x.is_nan() || x == E::INFINITY) {
+            return Err(Error::Invalid(format!(
+                "{func}: {what} contains NaN or +inf (-inf masks an entry out)"
+            )));
+        }
         Ok(Bias { arr })
+    }
+
+    /// The largest finite |entry| (0 for none): what the bias can add to a score.
+    pub fn max_abs(&self) -> f64 {
+        self.arr
+            .iter()
+            .filter(|x| x.is_finite())
+            .fold(0.0f64, |m, &x| m.max(x.to_f64().abs()))
     }
 
     /// Head h's (rows x cols) view of the broadcast bias.

@@ -88,6 +88,13 @@ pub(super) fn merge_row<E: Elem>(
             (phi, l)
         }
         None => {
+            // A NaN score (NaN or inf in a visible key, or an overflowing +inf score: e^(inf -
+            // inf)) poisons its split's sum: the row is NaN, not a row without that split.
+            if parts.iter().any(|p| p[0].is_nan() || p[1].is_nan()) {
+                out.fill(E::NAN);
+                *lse = E::NAN;
+                return true;
+            }
             let live = || parts.iter().filter(|p| p[1] > E::ZERO);
             let m = live()
                 .map(|p| p[0].to_f64())

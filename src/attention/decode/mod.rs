@@ -16,7 +16,9 @@ mod split;
 mod tests;
 
 use super::heads::{check_finite, head_blocks, qkv_shape, Contig};
+use super::overflow;
 use crate::error::{Error, Result};
+use crate::simd::all_finite;
 use crate::simd::{self, Lanes};
 use merge::{merge_row, Partials};
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
@@ -139,6 +141,26 @@ pub fn decode_attention<E: Lanes>(
         let p = r?;
         let row = &mut out[h * hs.dv..(h + 1) * hs.dv];
         merge_row(&p.head(0), lens[h], None, row, &mut lse[h]);
+    }
+    // A non-finite lse of a row that sees finite keys: the scores overflowed (q is finite).
+    // Rows whose keys hold NaN or inf keep their NaN (the documented propagation).
+    for h in 0..heads {
+        let (l, len) = (lse[h], lens[h]);
+        if l.is_finite() || (l == E::NEG_INFINITY && len == 0) {
+            continue;
+        }
+        let keys = &kheads[h / g.max(1)][..len * hs.d];
+        let qh = &qs[h * hs.d..(h + 1) * hs.d];
+        if all_finite(keys) {
+            let b = overflow::score_bound(1.0, hs.d, &[qh, keys]);
+            if overflow::may_overflow::<E>(b) {
+                return Err(overflow::overflow_error::<E>(
+                    F,
+                    ("scale * q.k", "q and k"),
+                    b,
+                ));
+            }
+        }
     }
     let mut oshape = qshape.clone();
     oshape[nq - 1] = hs.dv;

@@ -68,6 +68,11 @@ impl<E: Lanes> Kernel<E> for SplitPartial<'_, E> {
                     part[1] = part[1] + exp_sub_sum::<S>(row, phi, &poly);
                 } else {
                     if m_new == E::NEG_INFINITY {
+                        // Every visible score -inf, or NaN (which the max skips): NaN marks
+                        // the split for the merge, which makes the row NaN.
+                        if row[..seen].iter().any(|x| x.is_nan()) {
+                            part[1] = E::NAN;
+                        }
                         row.fill(E::ZERO);
                         continue;
                     }

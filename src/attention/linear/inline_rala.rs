@@ -142,7 +142,7 @@ fn head<E: GemmElem + Lanes>(
         Form::Inline(s) => {
             let st = key_stats(job, None);
             v_finite(func, job, &st)?;
-            job.inputs_finite()?;
+            job.inputs_finite(func)?;
             let inv = 1.0 / job.s as f64;
             // s sum_j (phi(k_j) - kbar) v_j^T = s (S - z vbar^T).
             let mut m = vec![E::ZERO; d * dv];
@@ -158,7 +158,7 @@ fn head<E: GemmElem + Lanes>(
             let qbar = query_mean(job);
             let st = key_stats(job, Some((&qbar, E::from_f64(s))));
             v_finite(func, job, &st)?;
-            job.inputs_finite()?;
+            job.inputs_finite(func)?;
             // With w_l = e^(a_l - m) and l = sum w: k'_l = N w_l / l phi(k_l), so
             // sum k'_l v_l^T / N = S / l and mean k' = z / l.
             let inv = 1.0 / st.l;
@@ -166,7 +166,7 @@ fn head<E: GemmElem + Lanes>(
             query_pass(job, &m, Some((&z, E::from_f64(eps))), None, out);
         }
     }
-    job.inputs_finite()
+    job.inputs_finite(func)
 }
 
 /// ValueError naming v when it holds NaN or infinity: its sum is finite otherwise (up to an

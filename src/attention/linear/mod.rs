@@ -113,8 +113,8 @@ impl<'a, E: GemmElem + Lanes> HeadJob<'a, E> {
         }
     }
 
-    /// ValueError when the maps met NaN or infinity in q or k.
-    pub fn inputs_finite(&self) -> Result<()> {
+    /// ValueError (from `func`) when the maps met NaN or infinity in q or k.
+    pub fn inputs_finite(&self, func: &str) -> Result<()> {
         let flags = [
             (self.q_finite.get(), "q"),
             (self.k_finite.get(), "k"),
@@ -123,7 +123,7 @@ impl<'a, E: GemmElem + Lanes> HeadJob<'a, E> {
         for (ok, what) in flags {
             if !ok {
                 return Err(Error::Invalid(format!(
-                    "linear_attention: {what} contains NaN or infinity"
+                    "{func}: {what} contains NaN or infinity"
                 )));
             }
         }
@@ -298,7 +298,7 @@ pub fn linear_attention<E: GemmElem + Lanes>(
             // A few tokens (a decoding step): the recurrence in the dtype itself, straight from
             // the caller's state into the output state (it checks the state's finiteness).
             let state_ok = step::recurrent(&job, s0, o, s, z);
-            job.inputs_finite()?;
+            job.inputs_finite(F)?;
             if !state_ok {
                 return Err(Error::Invalid(format!(
                     "{F}: initial_state contains NaN or infinity"
@@ -313,7 +313,7 @@ pub fn linear_attention<E: GemmElem + Lanes>(
             chunk::noncausal(&job, st, o);
         }
         write_state(st, dv, s, z);
-        job.inputs_finite()
+        job.inputs_finite(F)
     };
     let results = crate::threads::map_tasks(tasks, Vec::new, run);
     results.into_iter().collect::<Result<()>>()?;

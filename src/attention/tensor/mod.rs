@@ -16,7 +16,8 @@
 
 mod poly;
 
-use super::heads::{check_finite, qkv_shape, Contig, HeadShape, Output};
+use super::heads::{check_finite, qkv_shape_named, Contig, HeadShape, Output};
+use super::overflow;
 use crate::error::{Error, Result};
 use crate::linalg::{small_gemm, GemmElem, SmallGemm};
 use crate::simd::{self, Lanes};
@@ -58,7 +59,13 @@ pub fn tensor_attention<E: GemmElem + Lanes>(
     opts: &TensorOptions,
 ) -> Result<ArrayD<E>> {
     const F: &str = "tensor_attention";
-    let hs = qkv_shape(F, x.q.shape(), x.k1.shape(), x.v1.shape())?;
+    let hs = qkv_shape_named(
+        F,
+        ["q", "k1", "v1"],
+        x.q.shape(),
+        x.k1.shape(),
+        x.v1.shape(),
+    )?;
     let (k1s, k2s, v2s) = (x.k1.shape(), x.k2.shape(), x.v2.shape());
     let nd = k1s.len();
     if k2s.len() != nd
@@ -104,6 +111,16 @@ pub fn tensor_attention<E: GemmElem + Lanes>(
         .collect();
     for (what, ci) in ["q", "k1", "k2", "v1", "v2"].iter().zip(&c) {
         check_finite(F, what, ci.slice())?;
+    }
+    // Scores the dtype cannot hold have no computable softmax: refused up front (a pass over
+    // the inputs, small beside the O(n s1 s2 d) products).
+    let bound = overflow::score_bound(scale, hs.d, &[c[0].slice(), c[1].slice(), c[2].slice()]);
+    if overflow::may_overflow::<E>(bound) {
+        return Err(overflow::overflow_error::<E>(
+            F,
+            ("scale * sum_c q_c k1_c k2_c", "q, k1 and k2"),
+            bound,
+        ));
     }
     let heads = Heads {
         q: c[0].slice(),

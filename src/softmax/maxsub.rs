@@ -140,6 +140,12 @@ pub fn scale_in_place<S: Simd>(y: &mut [S::E], s: S::E) {
 /// y = e^{x - mx} * s.
 #[inline(always)]
 pub fn exp_scale_write<S: Simd>(x: &[S::E], y: &mut [S::E], mx: S::E, s: S::E) {
+    if mx.is_nan() || mx == S::E::INFINITY || s.is_nan() {
+        // A NaN or +inf entry (inf - inf): the whole row is NaN. Said here, not left to the
+        // exponential: a NaN argument meeting a NaN-dropping clamp came out as inf on AVX-512.
+        y.fill(S::E::NAN);
+        return;
+    }
     if needs_shift(mx) {
         map::<S, _>(x, y, ExtScaleRow::shifted(mx, s));
     } else {

@@ -318,6 +318,13 @@ unsafe fn strip_max_based<S: Simd, const V: usize>(
         }
     }
     let mut inv = lanes::<S, V>(&sum);
+    // A NaN sum (a NaN or +inf entry; the running max may have moved past it, as x86's max
+    // drops a NaN first operand): the row path makes the column NaN.
+    for v in 0..V {
+        for l in 0..ctx.valid(v, w) {
+            redo[v * w + l] |= inv[v][l].is_nan();
+        }
+    }
     inv.iter_mut().flatten().for_each(|x| *x = S::E::ONE / *x);
     let inv = vectors::<S, V>(&inv);
     // SAFETY: forwarded contract; the reload pass reads back what it stored above.

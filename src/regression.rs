@@ -69,7 +69,9 @@ pub fn softmax_regression<E: GemmElem>(
         (pow2_below(amax), pow2_below(xmax))
     };
     let xs = x64.mapv(|t| t / sx);
-    let xs = xs.as_slice().unwrap_or(&[]);
+    // In logical order whatever x's strides (mapv keeps a reversed x's layout).
+    let xs: Vec<f64> = xs.iter().copied().collect();
+    let xs = &xs[..];
     let inv = 1.0 / sa;
     let u = Array1::from_iter(a.rows().into_iter().map(|r| {
         match r.as_slice() {

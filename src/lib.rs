@@ -11,6 +11,8 @@ pub mod softmax;
 pub mod threads;
 
 #[cfg(test)]
+mod drivers_proptest;
+#[cfg(test)]
 mod test_support;
 
 mod py;

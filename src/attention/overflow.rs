@@ -11,11 +11,16 @@
 use crate::error::Error;
 use crate::simd::Elem;
 
+/// max |x| (0 for none).
+pub(crate) fn max_abs<E: Elem>(x: &[E]) -> f64 {
+    x.iter().fold(0.0f64, |m, &t| m.max(t.to_f64().abs()))
+}
+
 /// |scale| * d * prod_i max|x_i|: no score of a product of these factors can exceed it.
 pub(crate) fn score_bound<E: Elem>(scale: f64, d: usize, factors: &[&[E]]) -> f64 {
-    factors.iter().fold(scale.abs() * d as f64, |b, f| {
-        b * f.iter().fold(0.0f64, |m, &x| m.max(x.to_f64().abs()))
-    })
+    factors
+        .iter()
+        .fold(scale.abs() * d as f64, |b, f| b * max_abs(f))
 }
 
 /// True when a score bounded by `bound` may leave E's finite range.

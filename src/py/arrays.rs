@@ -326,14 +326,12 @@ pub fn owned_copy<E: Clone>(
     func: &str,
     what: &str,
 ) -> PyResult<ndarray::ArrayD<E>> {
-    let mut buf = Vec::new();
-    buf.try_reserve_exact(v.len()).map_err(|_| {
+    let buf = crate::error::try_collect(v.len(), v.iter().cloned(), "").map_err(|_| {
         pyo3::exceptions::PyMemoryError::new_err(format!(
             "{func}: {what}: cannot allocate a contiguous copy of shape {:?}",
             v.shape()
         ))
     })?;
-    buf.extend(v.iter().cloned());
     ndarray::ArrayD::from_shape_vec(v.raw_dim(), buf)
         .map_err(|e| PyValueError::new_err(format!("{func}: {what}: {e}")))
 }

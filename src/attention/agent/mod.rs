@@ -123,11 +123,7 @@ pub fn agent_attention<E: GemmElem + Lanes>(
         .iter()
         .map(|b| b.as_ref().map_or(0.0, |b| b.max_abs()))
         .sum::<f64>();
-    let qk_max = overflow::score_bound(1.0, 1, &[qc.slice()]).max(overflow::score_bound(
-        1.0,
-        1,
-        &[kc.slice()],
-    ));
+    let qk_max = overflow::max_abs(qc.slice()).max(overflow::max_abs(kc.slice()));
     let bound = overflow::score_bound(scale, hs.d, &[ac.slice()]) * qk_max + bias_max;
     if overflow::may_overflow::<E>(bound) {
         return Err(overflow::overflow_error::<E>(

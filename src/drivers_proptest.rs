@@ -4,14 +4,14 @@
 //! call returns Ok or Err, never panics, and an Ok result keeps the contract (rows summing to 1,
 //! every ISA matching the portable path, averages within the values' range).
 //!
-//! `PROPTEST_CASES=2000 cargo test --release --test drivers_proptest` runs a long profile.
+//! `PROPTEST_CASES=2000 cargo test --lib drivers_proptest` runs a long profile.
 
+use crate::attention::{decode_attention, softmax_attention, DecodeOptions, ExactOptions};
+use crate::moe::{moe_dispatch, top_k_gating, GateOptions};
+use crate::simd::Isa;
+use crate::softmax::{logsumexp_with, softmax_with, Algorithm, Op};
 use ndarray::{s, Array, ArrayD, ArrayViewD, IxDyn, ShapeBuilder};
 use proptest::prelude::*;
-use softcore::attention::{decode_attention, softmax_attention, DecodeOptions, ExactOptions};
-use softcore::moe::{moe_dispatch, top_k_gating, GateOptions};
-use softcore::simd::Isa;
-use softcore::softmax::{logsumexp_with, softmax_with, Algorithm, Op};
 
 /// Values of a row: mostly normal, sometimes large, sometimes NaN/inf.
 fn value() -> impl Strategy<Value = f32> {
@@ -136,11 +136,11 @@ proptest! {
     ) {
         let scale = if big { 1e19 } else { 1.0 };
         let r = |len: usize, k: u64| -> Vec<f32> {
-            softcore_test_values(len, seed ^ k).into_iter().map(|t| t * scale).collect()
+            values(len, seed ^ k).into_iter().map(|t| t * scale).collect()
         };
         let q = Array::from_shape_vec(IxDyn(&[h, n, d]), r(h * n * d, 1)).expect("q");
         let k = Array::from_shape_vec(IxDyn(&[h, s, d]), r(h * s * d, 2)).expect("k");
-        let v = Array::from_shape_vec(IxDyn(&[h, s, dv]), softcore_test_values(h * s * dv, seed))
+        let v = Array::from_shape_vec(IxDyn(&[h, s, dv]), values(h * s * dv, seed))
             .expect("v");
         let mask = Array::from_shape_fn(IxDyn(&[n, s]), |ix| !(ix[0] * 7 + ix[1] * 3 + (seed % 4) as usize).is_multiple_of(4));
         let opts = ExactOptions {
@@ -168,13 +168,13 @@ proptest! {
         len in 0i64..45, splits in prop::option::of(1usize..50),
         phi in prop::option::of(-100.0f64..100.0), seed in any::<u64>(), nan_at in prop::option::of(0usize..40),
     ) {
-        let q = Array::from_shape_vec(IxDyn(&[hkv * g, d]), softcore_test_values(hkv * g * d, seed)).expect("q");
-        let mut kd = softcore_test_values(hkv * s * d, seed ^ 5);
+        let q = Array::from_shape_vec(IxDyn(&[hkv * g, d]), values(hkv * g * d, seed)).expect("q");
+        let mut kd = values(hkv * s * d, seed ^ 5);
         if let Some(i) = nan_at.filter(|&i| i < kd.len()) {
             kd[i] = f32::NAN;
         }
         let k = Array::from_shape_vec(IxDyn(&[hkv, s, d]), kd).expect("k");
-        let v = Array::from_shape_vec(IxDyn(&[hkv, s, dv]), softcore_test_values(hkv * s * dv, seed ^ 9)).expect("v");
+        let v = Array::from_shape_vec(IxDyn(&[hkv, s, dv]), values(hkv * s * dv, seed ^ 9)).expect("v");
         let kv_len = ndarray::arr0(len).into_dyn();
         let opts = DecodeOptions { scale: None, kv_len: Some(kv_len.view()), num_splits: splits, unified_max: phi };
         let r = decode_attention(q.view(), k.view(), v.view(), &opts);
@@ -195,7 +195,7 @@ proptest! {
         (t, e, k) in (0usize..20, 1usize..12, 1usize..5), seed in any::<u64>(),
         bad in prop::option::of(-3i64..20), cap in prop::option::of(0usize..6),
     ) {
-        let logits = Array::from_shape_vec((t, e), softcore_test_values(t * e, seed)).expect("logits");
+        let logits = Array::from_shape_vec((t, e), values(t * e, seed)).expect("logits");
         let opts = GateOptions::new(k);
         if let Ok((w, idx)) = top_k_gating(logits.view(), None, &opts) {
             for row in w.rows() {
@@ -213,59 +213,7 @@ proptest! {
     }
 }
 
-/// Deterministic values in [-3, 3) from a seed (xorshift64), as the crate's own tests use.
-fn softcore_test_values(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 11) as f64 / (1u64 << 53) as f64 * 6.0 - 3.0) as f32
-        })
-        .collect()
-}
-
-/// The cases this file found: a row (or a strided column) holding +inf and later a NaN came out
-/// with inf where the rest of the row was NaN on AVX-512 (the online pass's running max moves
-/// past a NaN, as x86's max drops a NaN first operand, and the exponential's clamp turned the
-/// NaN argument into +inf). Every algorithm, ISA, layout: all NaN.
-#[test]
-fn inf_then_nan_rows_are_nan_everywhere() {
-    for n in [2usize, 17, 29, 34, 100] {
-        let pairs = [
-            (0, n - 1),
-            (0, 24.min(n - 1)),
-            (3.min(n - 1), 9.min(n - 1)),
-            (n - 1, 0),
-        ];
-        for (inf_at, nan_at) in pairs {
-            let mut row = vec![0.0f32; n];
-            row[inf_at] = f32::INFINITY;
-            row[nan_at] = f32::NAN;
-            let rows = Array::from_shape_fn((n, 3), |(i, _)| row[i]);
-            for isa in Isa::supported() {
-                for algorithm in [
-                    Algorithm::Auto,
-                    Algorithm::TwoPass,
-                    Algorithm::Online,
-                    Algorithm::ThreePassReload,
-                    Algorithm::ThreePassRecompute,
-                ] {
-                    let op = Op::Softmax(algorithm);
-                    let x = ndarray::aview1(&row).into_dyn();
-                    let y = softmax_on(isa, x, -1, op).expect("row");
-                    assert!(
-                        y.iter().all(|t| t.is_nan()),
-                        "{isa:?} {algorithm:?} row {n}: {y}"
-                    );
-                    let y = softmax_on(isa, rows.view().into_dyn(), 0, op).expect("columns");
-                    assert!(
-                        y.iter().all(|t| t.is_nan()),
-                        "{isa:?} {algorithm:?} cols {n}: {y}"
-                    );
-                }
-            }
-        }
-    }
+/// Deterministic values in [-3, 3) from a seed (the crate's test generator).
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    crate::test_support::uniform(len, seed, -3.0, 3.0)
 }

@@ -54,6 +54,33 @@ pub fn try_collect<T>(len: usize, iter: impl Iterator<Item = T>, what: &str) -> 
     Ok(v)
 }
 
+/// Types whose all-zero bit pattern is the value zero.
+///
+/// # Safety
+/// An implementor must be valid, and equal to its zero, when every byte is 0.
+pub unsafe trait Zeroed: Copy {}
+// SAFETY: all-zero bits are 0 / 0.0 for the integers and the IEEE floats.
+unsafe impl Zeroed for i64 {}
+unsafe impl Zeroed for u16 {}
+unsafe impl Zeroed for usize {}
+unsafe impl Zeroed for f32 {}
+unsafe impl Zeroed for f64 {}
+
+/// `len` zeros from the allocator's zeroed pages (calloc: the kernel maps them lazily, so a huge
+/// mostly-untouched buffer costs only the pages written), or `None` when they cannot be had.
+pub fn try_zeroed<T: Zeroed>(len: usize) -> Option<Vec<T>> {
+    if len == 0 || std::mem::size_of::<T>() == 0 {
+        return Some(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<T>(len).ok()?;
+    // SAFETY: layout has a non-zero size; a non-null result is `len` zeroed, aligned T values,
+    // valid by `Zeroed`, owned by the Vec with the same layout it will free them with.
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout) as *mut T;
+        (!ptr.is_null()).then(|| Vec::from_raw_parts(ptr, len, len))
+    }
+}
+
 /// Normalises a possibly negative axis.
 pub fn normalize_axis(axis: isize, ndim: usize) -> Result<usize> {
     let a = if axis < 0 { axis + ndim as isize } else { axis };

@@ -701,7 +701,9 @@ def validator(fn: str, kw: dict, nan_check: bool = True):
         _match(r, want, fn)
         if nan_check and not spec.nan_ok and _finite_inputs(kw):
             for x in _leaves(r):
-                if isinstance(x, np.ndarray) and x.dtype.kind == "f":
+                # A huge result comes only from a size argument (capacity=2**31): its zeroed
+                # pages are not worth reading 20 times over.
+                if isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.size <= 2**24:
                     assert not np.isnan(x).any(), f"{fn}({describe(kw)}): NaN from finite inputs"
                 elif isinstance(x, float):
                     assert not np.isnan(x), f"{fn}({describe(kw)}): NaN from finite inputs"

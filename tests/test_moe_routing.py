@@ -149,3 +149,25 @@ def test_huge_sizes_are_errors_not_aborts():
         softcore.moe_gather(np.zeros((1, 4)), [[2**63 - 1]], [[0]], 1)
     out = softcore.moe_combine(np.zeros((2**20, 2**20, 0)), [[0]], [[0]], [[1.0]])
     assert out.shape == (1, 0)
+
+
+def test_empty_buffers_of_huge_extent_are_refused_as_numpy_does():
+    # (0, 2**62, 1) has no elements, but its strides would overflow (NumPy: "array is too big");
+    # it once reached NumPy and crashed the process.
+    x = np.zeros((0, 1), np.float32)
+    none = np.zeros((0, 1), np.int64)
+    with pytest.raises(ValueError, match="too large"):
+        softcore.moe_gather(x, none, none, 2**62)
+    assert softcore.moe_gather(x, none, none, 2**20).shape == (0, 2**20, 1)
+
+
+def test_sparse_buffers_cost_only_the_slots_tokens_fill():
+    # Zeroed pages: a capacity far above the token count is a scatter into untouched zeros.
+    x = np.arange(6, dtype=np.float32).reshape(3, 2)
+    idx, pos = np.array([[0], [1], [0]]), np.array([[0], [0], [2**24 - 1]])
+    buf = softcore.moe_gather(x, idx, pos, 2**24)
+    want = np.zeros((2, 2**24, 2), np.float32)
+    want[0, 0], want[1, 0], want[0, -1] = x[0], x[1], x[2]
+    np.testing.assert_array_equal(buf, want)
+    _, counts = softcore.moe_dispatch(idx, 2**24)
+    assert counts.sum() == 3 and counts[:2].tolist() == [2, 1]

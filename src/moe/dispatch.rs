@@ -1,25 +1,18 @@
 //! Token dispatch to capacity-limited experts (GShard / Switch style) and the gather/combine
 //! that move token vectors into (E, C, D) expert buffers and back.
 
-use crate::error::{Error, Result};
+use crate::error::{try_zeroed, Error, Result, Zeroed};
 use crate::simd::Lanes;
 use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3};
 use rayon::prelude::*;
 
-/// A vector of n copies of v, or a ValueError instead of aborting when n elements cannot be
-/// allocated (an allocation failure is not a panic: it would end the Python process).
+/// n zeros, or a ValueError naming the arguments that set n instead of aborting when they cannot
+/// be allocated (an allocation failure is not a panic: it would end the Python process). Zeroed
+/// pages: `num_experts` counts or (E, C, D) slots cost only what the tokens touch.
 /// `size` says which arguments set n ("num_experts = 5"), for the message.
-fn alloc<T: Clone>(n: Option<usize>, v: T, what: &str, size: &str) -> Result<Vec<T>> {
-    let mut out = Vec::new();
-    match n {
-        Some(n) if out.try_reserve_exact(n).is_ok() => {
-            out.resize(n, v);
-            Ok(out)
-        }
-        _ => Err(Error::Invalid(format!(
-            "{what}: {size} is too large to allocate"
-        ))),
-    }
+fn alloc<T: Zeroed>(n: Option<usize>, what: &str, size: &str) -> Result<Vec<T>> {
+    n.and_then(try_zeroed)
+        .ok_or_else(|| Error::Invalid(format!("{what}: {size} is too large to allocate")))
 }
 
 fn check_expert(i: i64, experts: usize, what: &str) -> Result<usize> {
@@ -42,9 +35,8 @@ pub fn moe_dispatch(
 ) -> Result<(Array2<i64>, Array1<i64>)> {
     let (t, k) = indices.dim();
     let mut pos = Array2::from_elem((t, k), -1i64);
-    let mut counts = Array1::from_vec(alloc(
+    let mut counts = Array1::from_vec(alloc::<i64>(
         Some(experts),
-        0i64,
         "moe_dispatch",
         &format!("num_experts = {experts}"),
     )?);
@@ -61,14 +53,14 @@ pub fn moe_dispatch(
     Ok((pos, counts))
 }
 
-/// For each expert slot, the token that fills it (or None), validating indices and positions.
+/// For each expert slot, 1 + the token that fills it (0: empty), validating indices and positions.
 fn slot_owners(
     indices: ArrayView2<'_, i64>,
     positions: ArrayView2<'_, i64>,
     experts: usize,
     capacity: usize,
     what: &str,
-) -> Result<Vec<Option<usize>>> {
+) -> Result<Vec<usize>> {
     if positions.dim() != indices.dim() {
         return Err(Error::Shape {
             what: "positions",
@@ -76,9 +68,8 @@ fn slot_owners(
             got: positions.shape().to_vec(),
         });
     }
-    let mut owner = alloc(
+    let mut owner = alloc::<usize>(
         experts.checked_mul(capacity),
-        None,
         what,
         &format!("num_experts x capacity = {experts} x {capacity}"),
     )?;
@@ -93,12 +84,12 @@ fn slot_owners(
             )));
         }
         let slot = &mut owner[e * capacity + p as usize];
-        if slot.is_some() {
+        if *slot != 0 {
             return Err(Error::Invalid(format!(
                 "{what}: positions assigns slot {p} of expert {e} twice"
             )));
         }
-        *slot = Some(r);
+        *slot = r + 1;
     }
     Ok(owner)
 }
@@ -143,7 +134,7 @@ fn check_slots(
 }
 
 /// Token vectors x (T, D) into expert buffers (E, C, D); empty slots are 0.
-pub fn moe_gather<E: Lanes>(
+pub fn moe_gather<E: Copy + Send + Sync + Zeroed>(
     x: ArrayView2<'_, E>,
     indices: ArrayView2<'_, i64>,
     positions: ArrayView2<'_, i64>,
@@ -157,22 +148,45 @@ pub fn moe_gather<E: Lanes>(
             indices.nrows()
         )));
     }
+    // NumPy's own bound on an array, empty or not: the extent of its non-zero axes in bytes
+    // must fit an isize (an empty (0, 2**62, 1) array would otherwise get overflowed strides).
+    let extent = [experts, capacity, d, std::mem::size_of::<E>()]
+        .iter()
+        .try_fold(1usize, |a, &n| a.checked_mul(n.max(1)))
+        .filter(|&b| b <= isize::MAX as usize);
+    if extent.is_none() {
+        return Err(Error::Invalid(format!(
+            "moe_gather: num_experts x capacity x d = {experts} x {capacity} x {d} is too large"
+        )));
+    }
     let owner = slot_owners(indices, positions, experts, capacity, "moe_gather")?;
     let xs = x.as_standard_layout();
     let size = experts.checked_mul(capacity).and_then(|n| n.checked_mul(d));
-    let mut out = alloc(
+    let mut out = alloc::<E>(
         size,
-        E::ZERO,
         "moe_gather",
         &format!("num_experts x capacity x d = {experts} x {capacity} x {d}"),
     )?;
-    if d > 0 {
+    let slots = owner.len();
+    if d > 0 && slots > 4 * indices.len() {
+        // Far more slots than tokens (a huge capacity or expert count): scatter the kept tokens
+        // and leave the zeroed pages of the empty slots untouched, instead of visiting them all.
+        for ((r, c), &p) in positions.indexed_iter() {
+            if p >= 0 {
+                let slot = (indices[[r, c]] as usize * capacity + p as usize) * d;
+                out[slot..slot + d]
+                    .iter_mut()
+                    .zip(xs.row(r))
+                    .for_each(|(a, &b)| *a = b);
+            }
+        }
+    } else if d > 0 {
         crate::threads::install(|| {
             out.par_chunks_mut(d)
                 .zip(owner.par_iter())
                 .for_each(|(o, w)| {
-                    if let Some(r) = *w {
-                        o.iter_mut().zip(xs.row(r)).for_each(|(a, &b)| *a = b);
+                    if *w > 0 {
+                        o.iter_mut().zip(xs.row(*w - 1)).for_each(|(a, &b)| *a = b);
                     }
                 })
         });

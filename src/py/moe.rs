@@ -1,10 +1,10 @@
 //! MoE routing bindings: top_k_gating, noisy_logits, moe_dispatch/gather/combine and the losses.
 
-use super::arrays::{as_rows, float_as, floats, int64s, numpy, read, two_d, Floats};
+use super::arrays::{as_rows, asarray, float_as, floats, int64s, numpy, read, two_d, Floats};
 use super::errors::compute;
 use crate::moe::{self, Activation, GateOptions, GroupScore, LoadBalance, Order, Score};
 use crate::simd::Lanes;
-use numpy::{Element, PyArray, PyArrayDyn, PyUntypedArrayMethods};
+use numpy::{Element, PyArray, PyArrayDescrMethods, PyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyAny, PyDict, PyTuple};
@@ -207,7 +207,7 @@ pub fn moe_dispatch<'py>(
     Ok(PyTuple::new(py, [pos, counts])?.into_any())
 }
 
-fn gather<'py, E: Lanes + Element>(
+fn gather<'py, E: Element + crate::error::Zeroed + Send + Sync>(
     py: Python<'py>,
     x: &Bound<'py, PyArrayDyn<E>>,
     idx: &Bound<'py, PyArrayDyn<i64>>,
@@ -253,9 +253,25 @@ pub fn moe_gather<'py>(
     let experts = num_experts
         .map(|e| non_negative(e, f, "num_experts"))
         .transpose()?;
-    let inp = floats(py, x, f, "x")?;
     let idx = int64s(py, indices, f, "indices")?;
     let pos = int64s(py, positions, f, "positions")?;
+    let xa = asarray(py, x, "moe_gather: x")?;
+    let dt = xa.dtype();
+    if dt.kind() == b'f' && dt.itemsize() == 2 && dt.is_native_byteorder() != Some(false) {
+        // A gather is a copy: float16 moves as its 16-bit patterns, with no float32 round trip
+        // over a buffer that may be far larger than x.
+        let bits = xa.call_method1("view", ("uint16",))?;
+        let out = gather::<u16>(
+            py,
+            bits.cast::<PyArrayDyn<u16>>()?,
+            &idx,
+            &pos,
+            cap,
+            experts,
+        )?;
+        return out.call_method1("view", ("float16",));
+    }
+    let inp = floats(py, xa.as_any(), f, "x")?;
     let out = match &inp.arr {
         Floats::F32(a) => gather::<f32>(py, a, &idx, &pos, cap, experts)?,
         Floats::F64(a) => gather::<f64>(py, a, &idx, &pos, cap, experts)?,

@@ -26,12 +26,17 @@ wheel:
 	rm -rf $(WHEELS)
 	$(PY) -m maturin build --release --out $(WHEELS)
 
+## The forced-ISA runs repeat the kernel tests; the suites that test the Python surface (hostile
+## input, typing, docs, Dask, threads, the bench) take the same path on every ISA and run once.
+ISA_ONLY := $(foreach t,hostile typing docs doctests api_doc dask concurrency bench,\
+	--ignore=tests/test_$(t).py)
+
 test-python: wheel
 	$(PY) -m pip uninstall -y -q softcore
 	$(PIP) "$$(ls $(WHEELS)/softcore-*.whl)[test]"
 	$(PY) -m pytest tests
-	SOFTCORE_ISA=scalar $(PY) -m pytest tests
-	SOFTCORE_ISA=avx2 $(PY) -m pytest tests
+	SOFTCORE_ISA=scalar $(PY) -m pytest tests $(ISA_ONLY)
+	SOFTCORE_ISA=avx2 $(PY) -m pytest tests $(ISA_ONLY)
 	$(MAKE) smoke
 
 ## The wheel in a clean venv (only its declared dependencies): import, compute, version.

@@ -2,6 +2,7 @@
 //! mixture-of-experts gating. Kernels see `ndarray` views and slices; `py` is the thin PyO3 layer.
 
 pub mod attention;
+pub mod cpu_info;
 pub mod error;
 pub mod linalg;
 pub mod moe;

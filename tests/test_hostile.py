@@ -642,7 +642,7 @@ SPECS: dict[str, Spec] = {
 }
 
 # The entry points skipped here are checked by test_runtime_queries and test_pinv_info.
-RUNTIME = {"isa", "supported_isas", "get_num_threads", "set_num_threads", "PinvInfo"}
+RUNTIME = {"isa", "supported_isas", "get_num_threads", "set_num_threads", "cpu_info", "PinvInfo"}
 
 
 def test_every_public_function_is_covered():
@@ -1294,6 +1294,14 @@ def test_runtime_queries():
     n = softcore.get_num_threads()
     assert isinstance(n, int) and n >= 1
     assert isinstance(softcore.__version__, str)
+    info = softcore.cpu_info()
+    assert info["isa"] == softcore.isa() and info["threads"] == n
+    assert info["cache_source"] in ("sysfs", "cpuid", "default")
+    assert 0 < info["l1d_bytes"] <= info["l2_bytes"] <= max(info["l3_bytes"], info["l2_bytes"])
+    assert info["softmax_reload_max_row_bytes"] == info["l2_bytes"]
+    assert info["softmax_stream_min_bytes"] == info["l3_bytes"] // 2
+    with pytest.raises(TypeError):
+        softcore.cpu_info(1)  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,9 @@ def main(argv: list[str] | None = None) -> int:
         help="also plot softmax GB/s against size (copy roofline) and exact vs linear attention"
         " against n (needs matplotlib: pip install 'softcore[plot]')",
     )
-    sub.add_parser("info", help="print the version, SIMD path and threads")
+    sub.add_parser(
+        "info", help="print the version, SIMD path, threads, caches and softmax thresholds"
+    )
     args = parser.parse_args(argv)
     if args.cmd == "bench":
         from softcore._bench import run
@@ -31,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     threads = softcore.get_num_threads()
     print(f"softcore {softcore.__version__}  isa={softcore.isa()}  threads={threads}")
+    if args.cmd == "info":
+        for key, value in softcore.cpu_info().items():
+            print(f"  {key}: {value}")
     if args.cmd is None:
         parser.print_help()
     return 0

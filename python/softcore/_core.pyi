@@ -12,6 +12,7 @@ __all__ = [
     "agent_attention",
     "agent_pool",
     "causal_dot_product",
+    "cpu_info",
     "decode_attention",
     "get_num_threads",
     "hedgehog_feature_map",
@@ -83,6 +84,29 @@ def get_num_threads() -> int:
 
     Example:
         >>> softcore.get_num_threads() >= 1
+        True
+    """
+
+def cpu_info() -> dict[str, int | str | list[str]]:
+    """What softcore detected on this machine and the thresholds it chose from it.
+
+    Keys: ``isa``, ``supported_isas`` and ``threads`` (as :func:`isa`, :func:`supported_isas`,
+    :func:`get_num_threads`); ``l1d_bytes`` and ``l2_bytes`` (per core) and ``l3_bytes`` (as
+    reported, shared by the cores), read once from Linux's
+    ``/sys/devices/system/cpu/cpu0/cache``, else CPUID (leaf 4, or 0x8000001D on AMD), else
+    defaults, as ``cache_source`` (``"sysfs"``, ``"cpuid"`` or ``"default"``) says;
+    ``softmax_reload_max_row_bytes``: ``algorithm="auto"`` runs three-pass-reload (one
+    exponential per element; its later passes re-read the row from the L2) on rows up to this
+    many bytes (the L2) and shorter than 2**18 elements, two-pass beyond;
+    ``softmax_stream_min_bytes``: outputs larger than this (half the L3: x and y together leave
+    it) are written with non-temporal stores, and ``auto`` takes two-pass there for rows of 1024+
+    elements. ``python -m softcore info`` prints the same.
+
+    Example:
+        >>> info = softcore.cpu_info()
+        >>> info["l1d_bytes"] <= info["l2_bytes"] == info["softmax_reload_max_row_bytes"]
+        True
+        >>> info["isa"] == softcore.isa()
         True
     """
 

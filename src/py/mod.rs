@@ -24,6 +24,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(runtime::supported_isas, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::cpu_info, m)?)?;
     m.add_function(wrap_pyfunction!(softmax::softmax, m)?)?;
     m.add_function(wrap_pyfunction!(softmax::log_softmax, m)?)?;
     m.add_function(wrap_pyfunction!(softmax::logsumexp, m)?)?;

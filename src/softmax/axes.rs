@@ -91,16 +91,18 @@ pub fn softmax_axes_with<E: Lanes>(
     let (perm, dims) = merged(x.shape(), &red);
     let xm = merged_view(x.view(), &perm, &dims);
     let mm = mask.map(|m| merged_view(m, &perm, &dims));
-    let mut res = ArrayD::from_elem(IxDyn(&dims), E::ZERO);
-    softmax_with(
-        isa,
-        xm.view(),
-        -1,
-        op,
-        mm.as_ref().map(|m| m.view()),
-        res.view_mut(),
-    )?;
+    let mv = mm.as_ref().map(|m| m.view());
     let mut op_view = out.view_mut().permuted_axes(IxDyn(&perm));
+    if op_view.is_standard_layout() {
+        // out in the merged layout already (axis=None, or trailing axes, of a C-ordered out):
+        // the kernel writes it directly.
+        let direct = op_view
+            .into_shape_with_order(IxDyn(&dims))
+            .expect("a standard-layout array reshapes to the same number of elements");
+        return softmax_with(isa, xm.view(), -1, op, mv, direct);
+    }
+    let mut res = ArrayD::from_elem(IxDyn(&dims), E::ZERO);
+    softmax_with(isa, xm.view(), -1, op, mv, res.view_mut())?;
     let pshape = op_view.shape().to_vec();
     let back = res
         .into_shape_with_order(IxDyn(&pshape))
@@ -202,7 +204,6 @@ fn weighted<E: Lanes>(
     dims: &[usize],
     return_sign: bool,
 ) -> (ArrayD<E>, Option<ArrayD<E>>) {
-    let n = dims[dims.len() - 1];
     let kept = IxDyn(&dims[..dims.len() - 1]);
     let mut res = ArrayD::from_elem(kept.clone(), E::NEG_INFINITY);
     let mut sign = ArrayD::from_elem(kept, E::ZERO);
@@ -211,16 +212,13 @@ fn weighted<E: Lanes>(
     let bs = b.lanes(last).into_iter();
     let mut ms = mask.map(|m| m.lanes(last).into_iter());
     for ((r, sg), (xr, br)) in res.iter_mut().zip(sign.iter_mut()).zip(xs.zip(bs)) {
-        let keep: Vec<bool> = match ms.as_mut().and_then(|it| it.next()) {
-            Some(mr) => mr.iter().copied().collect(),
-            None => vec![true; n],
-        };
+        let keep = ms.as_mut().and_then(|it| it.next());
         let terms = || {
             xr.iter()
                 .zip(br.iter())
-                .zip(&keep)
-                .filter(|((_, &w), &k)| k && w != 0.0)
-                .map(|((&v, &w), _)| (v.to_f64(), w))
+                .enumerate()
+                .filter(|&(j, (_, &w))| w != 0.0 && keep.as_ref().is_none_or(|k| k[j]))
+                .map(|(_, (&v, &w))| (v.to_f64(), w))
         };
         let m = terms().map(|(v, _)| v).fold(f64::NEG_INFINITY, f64::max);
         let shift = if m.is_finite() { m } else { 0.0 };

@@ -13,6 +13,7 @@ use super::extexp::ExtSum;
 use super::rows::{ChunkSum, ChunkWrite, Rows, RowsLse};
 use super::strided::{Cols, OutPtr};
 use super::Algorithm;
+use crate::cpu_info;
 use crate::error::{normalize_axis, try_collect, Error, Result};
 use crate::simd::{self, dispatch, Elem, Isa, Lanes};
 use crate::threads;
@@ -25,15 +26,8 @@ pub(crate) const TASK_ELEMS: usize = 1 << 15;
 /// Rows at least this long are split into chunks (two-pass and log-softmax only).
 const LONG_ROW: usize = 1 << 18;
 const LONG_CHUNK: usize = 1 << 16;
-/// `Auto` uses three-pass-reload for rows up to this many bytes (the L2 size: the passes after
-/// the first re-read the row from cache; criterion has reload ahead of two-pass up to 4 MiB rows
-/// on one thread, but only two-pass splits a long row across threads), two-pass beyond
-/// (benches/README.md).
-const AUTO_RELOAD_MAX_BYTES: usize = 1 << 20;
-/// Outputs of more than this many bytes (x and y together exceed the 32 MiB L3 of the machines
-/// measured) are written with non-temporal stores by the two-pass kernels, and `Auto` prefers
-/// two-pass for rows of at least AUTO_STREAM_MIN_ROW elements there.
-const STREAM_MIN_BYTES: usize = 16 << 20;
+/// `Auto` takes two-pass for rows of at least this many elements when the output streams
+/// (beyond the L3: two-pass reads x twice from memory, three-pass-reload x once and y twice).
 const AUTO_STREAM_MIN_ROW: usize = 1024;
 
 pub use super::rows::Op;
@@ -211,16 +205,23 @@ fn compute<E: Lanes>(isa: Isa, xs: &[E], ys: &mut [E], n: usize, inner: usize, o
     }
 }
 
-/// Whether the two-pass writes use non-temporal stores for an output of `bytes` bytes.
+/// Whether the two-pass writes use non-temporal stores for an output of `bytes` bytes: when x
+/// and y together exceed the L3 (`cpu_info::Thresholds`).
 fn streams(bytes: usize) -> bool {
-    bytes > STREAM_MIN_BYTES
+    bytes > cpu_info::thresholds().stream_min_bytes
 }
 
-/// The concrete algorithm `Auto` stands for at row length n in an output of `bytes` bytes.
+/// The concrete algorithm `Auto` stands for at row length n in an output of `bytes` bytes:
+/// three-pass-reload (one exponential per element) while the row stays in the per-core L2 and
+/// the output in the L3, two-pass beyond (its passes read x, not y, and split a long row across
+/// threads). Rows beyond LONG_ROW elements are two-pass whatever the L2: only two-pass splits
+/// them, and the choice may not depend on the thread count (results are bitwise identical for
+/// any). The measurements behind it: benches/README.md.
 pub fn resolve_auto<E>(n: usize, bytes: usize) -> Algorithm {
     let row_bytes = n * std::mem::size_of::<E>();
     let out_of_cache = streams(bytes) && n >= AUTO_STREAM_MIN_ROW;
-    if row_bytes <= AUTO_RELOAD_MAX_BYTES && !out_of_cache {
+    let fits = row_bytes <= cpu_info::thresholds().reload_max_row_bytes && n < LONG_ROW;
+    if fits && !out_of_cache {
         Algorithm::ThreePassReload
     } else {
         Algorithm::TwoPass

@@ -382,7 +382,16 @@ fn streaming_stores_match_plain_stores() {
 
 #[test]
 fn large_outputs_take_the_streaming_path() {
-    // 5M f32 = 20 MB output: above STREAM_MIN_BYTES, rows and one long row, misaligned start.
+    // 5M f32 = 20 MB output: above the threshold of a 32 MiB L3, rows and one long row,
+    // misaligned start.
+    let small_l3 = crate::cpu_info::Thresholds {
+        reload_max_row_bytes: 1 << 20,
+        stream_min_bytes: 16 << 20,
+    };
+    crate::cpu_info::with_thresholds(small_l3, streamed_rows_match_the_reference);
+}
+
+fn streamed_rows_match_the_reference() {
     let n = (5 << 20) + 3;
     let xd = data(n + 1, 17, 30.0);
     let x: Vec<f32> = xd.iter().map(|&v| v as f32).collect();
@@ -401,5 +410,31 @@ fn large_outputs_take_the_streaming_path() {
             .flat_map(|c| ref_softmax(&c.iter().map(|&v| v as f64).collect::<Vec<_>>()))
             .collect();
         check_close("streamed", &y, &r, 2e-6);
+    }
+}
+
+#[test]
+fn auto_follows_the_caches() {
+    use super::driver::resolve_auto;
+    use crate::cpu_info::{with_thresholds, Thresholds};
+    let t = |l2: usize, l3: usize| Thresholds {
+        reload_max_row_bytes: l2,
+        stream_min_bytes: l3 / 2,
+    };
+    let (reload, two) = (Algorithm::ThreePassReload, Algorithm::TwoPass);
+    // (L2, L3, row length, output bytes) -> the algorithm.
+    let cases = [
+        (1 << 20, 32 << 20, 1024, 16 << 20, reload),
+        (1 << 20, 32 << 20, 65536, 64 << 20, two), // streams past a 32 MiB L3
+        (1 << 20, 260 << 20, 65536, 64 << 20, reload), // in a 260 MiB L3
+        (1 << 20, 260 << 20, 1 << 24, 64 << 20, two), // beyond the L2
+        (2 << 20, 260 << 20, 1 << 18, 1 << 20, two), // a long row: two-pass splits it
+        (2 << 20, 260 << 20, (1 << 18) - 1, 1 << 20, reload),
+        (512 << 10, 32 << 20, (1 << 17) + 16, 1 << 20, two), // beyond a 512 KiB L2
+        (1 << 20, 32 << 20, 512, 64 << 20, reload),          // short rows never take two-pass
+    ];
+    for (l2, l3, n, bytes, want) in cases {
+        let got = with_thresholds(t(l2, l3), || resolve_auto::<f32>(n, bytes));
+        assert_eq!(got, want, "L2 {l2} L3 {l3} n {n} bytes {bytes}");
     }
 }

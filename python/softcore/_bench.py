@@ -95,6 +95,18 @@ def _softmax_case(bench: Bench, x: np.ndarray, peers: dict[str, Any]) -> None:
     bench.row("softmax f32", x.shape, functools.partial(softcore.softmax, x), p, floor=copy)
 
 
+_Algo = Literal["two_pass", "three_pass_reload", "three_pass_recompute", "online"]
+_EXPLICIT: tuple[_Algo, ...] = ("two_pass", "three_pass_reload", "three_pass_recompute", "online")
+
+
+def _auto_case(bench: Bench, x: np.ndarray) -> None:
+    """`auto` against every explicit algorithm on the same array (above 1: auto is faster), and
+    the compute floor: logsumexp, one exponential pass over x."""
+    p: dict[str, Fn] = {a: functools.partial(softcore.softmax, x, algorithm=a) for a in _EXPLICIT}
+    floor = ("logsumexp", functools.partial(softcore.logsumexp, x))
+    bench.row("softmax auto vs", x.shape, functools.partial(softcore.softmax, x), p, floor=floor)
+
+
 def _family_cases(bench: Bench, x: np.ndarray, peers: dict[str, Any]) -> None:
     p: dict[str, Fn] = {"numpy": functools.partial(numpy_log_softmax, x)}
     if "scipy" in peers:
@@ -172,6 +184,17 @@ def _linalg_cases(bench: Bench, rng: np.random.Generator, quick: bool) -> None:
     bench.row("soft_attention f32, 49 lm", q.shape, ours, {"numpy": numpy_soft})
 
 
+def _caches(c: dict[str, Any]) -> str:
+    def size(b: int) -> str:
+        return f"{b >> 20} MiB" if b >= 1 << 20 else f"{b >> 10} KiB"
+
+    return (
+        f"L1d {size(c['l1d_bytes'])}, L2 {size(c['l2_bytes'])}, L3 {size(c['l3_bytes'])}; auto: "
+        f"reload for rows <= {size(c['softmax_reload_max_row_bytes'])}, streaming stores for "
+        f"outputs > {size(c['softmax_stream_min_bytes'])}"
+    )
+
+
 def header(threads: int, peers: dict[str, Any]) -> dict[str, Any]:
     """What the figures were measured on."""
     return {
@@ -179,6 +202,7 @@ def header(threads: int, peers: dict[str, Any]) -> dict[str, Any]:
         "isa": softcore.isa(),
         "threads": threads,
         "cpu": cpu_model(),
+        "caches": {k: v for k, v in softcore.cpu_info().items() if k.endswith("bytes")},
         "numpy": np.__version__,
         "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS", "unset: all cores"),
         "peers": {k: getattr(v, "__version__", "") for k, v in peers.items()},
@@ -199,6 +223,7 @@ def run(
     head = header(threads, peers)
     print(
         f"softcore {head['softcore']}  isa={head['isa']}  threads={threads}  cpu: {head['cpu']}\n"
+        f"caches: {_caches(head['caches'])}\n"
         f"numpy {head['numpy']} (OPENBLAS_NUM_THREADS={head['openblas_num_threads']})"
         + "".join(f"  {k}" for k in peers)
     )
@@ -212,7 +237,9 @@ def run(
     if quick:
         shapes = [(1024, 1024), (16384, 64), (64, 8192), (16, 65536), (1, 1 << 22)]
     for shape in shapes:
-        _softmax_case(bench, rng.standard_normal(shape, dtype=np.float32), peers)
+        xs = rng.standard_normal(shape, dtype=np.float32)
+        _softmax_case(bench, xs, peers)
+        _auto_case(bench, xs)
     _algorithms_case(bench, shapes[-1][1])
     x = rng.standard_normal(shapes[0], dtype=np.float32)
     _family_cases(bench, x, peers)

@@ -95,8 +95,9 @@ def _softmax_case(bench: Bench, x: np.ndarray, peers: dict[str, Any]) -> None:
     bench.row("softmax f32", x.shape, functools.partial(softcore.softmax, x), p, floor=copy)
 
 
-_Algo = Literal["two_pass", "three_pass_reload", "three_pass_recompute", "online"]
-_EXPLICIT: tuple[_Algo, ...] = ("two_pass", "three_pass_reload", "three_pass_recompute", "online")
+_EXPLICIT: tuple[
+    Literal["two_pass", "three_pass_reload", "three_pass_recompute", "online"], ...
+] = ("two_pass", "three_pass_reload", "three_pass_recompute", "online")
 
 
 def _auto_case(bench: Bench, x: np.ndarray) -> None:

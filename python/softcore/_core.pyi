@@ -100,7 +100,11 @@ def cpu_info() -> dict[str, int | str | list[str]]:
     many bytes (the L2) and shorter than 2**18 elements, two-pass beyond;
     ``softmax_stream_min_bytes``: outputs larger than this (half the L3: x and y together leave
     it) are written with non-temporal stores, and ``auto`` takes two-pass there for rows of 1024+
-    elements. ``python -m softcore info`` prints the same.
+    elements; ``output_pool_max_bytes``: softmax and log_softmax outputs of 1 MiB
+    or more live in 2 MiB-aligned buffers that return to a pool of at most this many bytes (and
+    six buffers) when NumPy frees the array, so ``y = softcore.softmax(x)`` in a loop reuses
+    mapped pages instead of faulting in new ones each call (such arrays have an
+    ``OutputBuffer`` as their ``base``). ``python -m softcore info`` prints the same.
 
     Example:
         >>> info = softcore.cpu_info()

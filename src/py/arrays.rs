@@ -83,7 +83,7 @@ pub fn asarray<'py>(
 /// Physical memory (Linux: sysconf), else the largest allocation Rust allows. Read once: every
 /// array argument of every call is checked against it, and sysconf(_SC_PHYS_PAGES) is a
 /// system call.
-fn memory_bytes() -> u128 {
+pub(crate) fn memory_bytes() -> u128 {
     static BYTES: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
     *BYTES.get_or_init(|| {
         #[cfg(target_os = "linux")]

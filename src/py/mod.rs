@@ -11,6 +11,7 @@ mod linalg;
 mod linear;
 mod moe;
 mod papers;
+mod pool;
 mod runtime;
 mod softmax;
 mod variants;

@@ -50,5 +50,6 @@ pub fn cpu_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     d.set_item("cache_source", c.source)?;
     d.set_item("softmax_reload_max_row_bytes", t.reload_max_row_bytes)?;
     d.set_item("softmax_stream_min_bytes", t.stream_min_bytes)?;
+    d.set_item("output_pool_max_bytes", super::pool::budget())?;
     Ok(d)
 }

@@ -36,7 +36,7 @@ fn run<'py, E: Lanes + Element>(
         Some(o) => o,
         // SAFETY: every element is written by the kernel before the array is returned; on error
         // the array is dropped unseen.
-        None => unsafe { PyArray::new(py, x.shape(), false) },
+        None => unsafe { super::pool::output::<E>(py, x.shape())? },
     };
     {
         let mut rw = res.try_readwrite().map_err(borrow_err)?;

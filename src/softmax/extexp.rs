@@ -93,6 +93,7 @@ pub fn ext_sum<S: Simd>(x: &[S::E]) -> ExtSum<S::E> {
     let p = x.as_ptr();
     let mut m = S::splat(S::E::ZERO);
     let mut e = S::splat(e_init::<S::E>());
+    let mut c = S::splat(S::E::ZERO);
     let poly = ExpPoly::<S>::softmax(S::splat(S::E::ONE));
     let mut i = 0;
     // SAFETY: every full load reads p[i..i+w] with i + w <= len; the partial load reads len - i.
@@ -111,10 +112,20 @@ pub fn ext_sum<S: Simd>(x: &[S::E]) -> ExtSum<S::E> {
                 S::ldexp_ftz(p2, S::sub(n2, en)),
                 S::ldexp_ftz(p3, S::sub(n3, en)),
             );
-            m = S::add(S::ldexp_ftz(m, S::sub(e, en)), S::add(t01, t23));
+            // Kahan's compensation, rescaled with the sum: uncompensated, each lane's chain of
+            // len / (4 w) additions left f32 rows of 65536 N(0, 6^2) values at 2.5e-6 relative
+            // error (issue 15's bound: 2e-6).
+            let (ms, cs) = (
+                S::ldexp_ftz(m, S::sub(e, en)),
+                S::ldexp_ftz(c, S::sub(e, en)),
+            );
+            let y = S::sub(S::add(t01, t23), cs);
+            m = S::add(ms, y);
+            c = S::sub(S::sub(m, ms), y);
             e = en;
             i += 4 * w;
         }
+        m = S::sub(m, c);
         while i + w <= len {
             step::<S>(&mut m, &mut e, S::load(p.add(i)), &poly);
             i += w;

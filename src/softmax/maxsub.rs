@@ -65,16 +65,26 @@ fn exp_sum_map_on<S: Simd, F: VFn<S>>(x: &[S::E], q: Option<*mut S::E>, f: F) ->
     let len = x.len();
     let p = x.as_ptr();
     let zero = S::splat(S::E::ZERO);
-    let (mut a, mut b, mut c, mut d) = (zero, zero, zero, zero);
+    let (mut a, mut b, c, d) = (zero, zero, zero, zero);
+    // Blocked summation: the four chains restart every BLOCK steps and their block sums add
+    // into `total`, so no chain is longer than BLOCK + len / (BLOCK 4 w) additions (one chain
+    // of len / 4 additions per lane left scalar f32 rows of 65536 N(0, 6^2) values at 1.2e-5).
+    const BLOCK: usize = 64;
+    let mut total = zero;
     let mut i = 0;
     // SAFETY: loads stay within x; q, when given, points to a slice of the same length.
     unsafe {
         while i + 4 * w <= len {
-            a = S::add(a, term::<S, F>(p, q, i, f));
-            b = S::add(b, term::<S, F>(p, q, i + w, f));
-            c = S::add(c, term::<S, F>(p, q, i + 2 * w, f));
-            d = S::add(d, term::<S, F>(p, q, i + 3 * w, f));
-            i += 4 * w;
+            let end = len.min(i + BLOCK * 4 * w);
+            let (mut a, mut b, mut c, mut d) = (zero, zero, zero, zero);
+            while i + 4 * w <= end {
+                a = S::add(a, term::<S, F>(p, q, i, f));
+                b = S::add(b, term::<S, F>(p, q, i + w, f));
+                c = S::add(c, term::<S, F>(p, q, i + 2 * w, f));
+                d = S::add(d, term::<S, F>(p, q, i + 3 * w, f));
+                i += 4 * w;
+            }
+            total = S::add(total, S::add(S::add(a, b), S::add(c, d)));
         }
         while i + w <= len {
             a = S::add(a, term::<S, F>(p, q, i, f));
@@ -90,7 +100,7 @@ fn exp_sum_map_on<S: Simd, F: VFn<S>>(x: &[S::E], q: Option<*mut S::E>, f: F) ->
             b = S::add(b, t);
         }
     }
-    S::reduce_add(S::add(S::add(a, b), S::add(c, d)))
+    S::reduce_add(S::add(total, S::add(S::add(a, b), S::add(c, d))))
 }
 
 /// f(x[i]), also stored to q[i] when q is given.
@@ -176,51 +186,54 @@ pub fn online_pass<S: Simd>(x: &[S::E]) -> (S::E, S::E) {
     let p = x.as_ptr();
     let lo = S::splat(S::E::LOWEST);
     let zero = S::splat(S::E::ZERO);
-    let (mut ma, mut sa, mut mb, mut sb) = (lo, zero, lo, zero);
+    // Four independent (max, sum, compensation) chains: the compensated update is a chain of
+    // five dependent operations per vector, so two chains left the FMA pipes idle.
+    let mut acc = [(lo, zero, zero); 4];
     let poly = ExpPoly::<S>::softmax(S::splat(S::E::ONE));
+    /// One vector into a running (max, sum, compensation): the sum is rescaled to the new max
+    /// and the new term added with Kahan's compensation. Uncompensated, each lane's chain of
+    /// len / 32 additions left f32 rows of 65536 N(0, 6^2) values at 2.8e-6 relative error.
     #[inline(always)]
-    fn step<S: Simd>(m: &mut S::V, s: &mut S::V, v: S::V, poly: &ExpPoly<S>) {
-        let mn = S::max(*m, v);
-        *s = S::fma(
-            *s,
-            exp_poly_on::<S>(S::sub(*m, mn), poly),
-            exp_poly_on::<S>(S::sub(v, mn), poly),
-        );
-        *m = mn;
+    fn step<S: Simd>(acc: &mut (S::V, S::V, S::V), v: S::V, poly: &ExpPoly<S>) {
+        let (m, s, c) = *acc;
+        let mn = S::max(m, v);
+        let f = exp_poly_on::<S>(S::sub(m, mn), poly);
+        let e = exp_poly_on::<S>(S::sub(v, mn), poly);
+        let (s, c) = (S::mul(s, f), S::mul(c, f));
+        let y = S::sub(e, c);
+        let t = S::add(s, y);
+        *acc = (mn, t, S::sub(S::sub(t, s), y));
     }
     let mut i = 0;
     // SAFETY: loads stay within x.
     unsafe {
-        while i + 2 * w <= len {
-            step::<S>(&mut ma, &mut sa, S::load(p.add(i)), &poly);
-            step::<S>(&mut mb, &mut sb, S::load(p.add(i + w)), &poly);
-            i += 2 * w;
+        while i + 4 * w <= len {
+            for (k, a) in acc.iter_mut().enumerate() {
+                step::<S>(a, S::load(p.add(i + k * w)), &poly);
+            }
+            i += 4 * w;
         }
-        while i + w <= len {
-            step::<S>(&mut ma, &mut sa, S::load(p.add(i)), &poly);
-            i += w;
+        // At most three whole vectors are left; constant indices keep the chains in registers.
+        for a in &mut acc[..3] {
+            if i + w <= len {
+                step::<S>(a, S::load(p.add(i)), &poly);
+                i += w;
+            }
         }
         if i < len {
             let v = S::load_partial(p.add(i), len - i, S::E::NEG_INFINITY);
-            step::<S>(&mut mb, &mut sb, v, &poly);
+            step::<S>(&mut acc[3], v, &poly);
         }
     }
-    let m = S::max(ma, mb);
-    let s = S::fma(
-        sa,
-        exp_poly_on::<S>(S::sub(ma, m), &poly),
-        S::mul(sb, exp_poly_on::<S>(S::sub(mb, m), &poly)),
-    );
-    let mx = S::reduce_max(m);
-    let mut lanes_m = [S::E::ZERO; 16];
-    let mut lanes_s = [S::E::ZERO; 16];
-    S::to_lanes(m, &mut lanes_m);
-    S::to_lanes(s, &mut lanes_s);
-    let mut total = S::E::ZERO;
-    for l in 0..w {
-        // Lanes are few; the scalar exp keeps one code path for every ISA.
-        let f = crate::simd::exp::exp::<crate::simd::scalar::ScalarF64>((lanes_m[l] - mx).to_f64());
-        total = total + lanes_s[l] * S::E::from_f64(f);
+    // The four chains merge lane-wise, then the lanes, in vectors: a scalar exp per lane cost
+    // more than the whole pass on rows of 64.
+    let m = acc.iter().fold(lo, |m, a| S::max(m, a.0));
+    let mut sv = zero;
+    for a in &acc {
+        let part = S::sub(a.1, a.2);
+        sv = S::fma(part, exp_poly_on::<S>(S::sub(a.0, m), &poly), sv);
     }
-    (mx, total)
+    let mx = S::reduce_max(m);
+    let scaled = S::mul(sv, exp_poly_on::<S>(S::sub(m, S::splat(mx)), &poly));
+    (mx, S::reduce_add(scaled))
 }

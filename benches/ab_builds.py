@@ -12,9 +12,9 @@ from __future__ import annotations
 import functools
 import importlib.util
 import sys
-import time
 
 import numpy as np
+from attention_compare import interleaved
 
 
 def load(name: str, path: str):
@@ -26,13 +26,8 @@ def load(name: str, path: str):
 
 
 def medians(fns, rounds=41):
-    times = [[] for _ in fns]
-    for _ in range(rounds):
-        for t, f in zip(times, fns):
-            t0 = time.perf_counter()
-            f()
-            t.append(time.perf_counter() - t0)
-    return [float(np.median(t)) * 1e3 for t in times]
+    """Median milliseconds of each callable, called in turn."""
+    return [t * 1e3 for t in interleaved(fns, rounds)]
 
 
 def main(argv):

@@ -33,14 +33,15 @@ unsafe impl Send for Buffer {}
 unsafe impl Sync for Buffer {}
 
 impl Buffer {
-    fn layout(bytes: usize) -> Layout {
-        Layout::from_size_align(bytes, HUGE).expect("a multiple of 2 MiB below isize::MAX")
+    fn layout(bytes: usize) -> Option<Layout> {
+        Layout::from_size_align(bytes, HUGE).ok()
     }
 
-    /// A new buffer of `bytes` (a multiple of HUGE), or None when it cannot be allocated.
+    /// A new buffer of `bytes` (a non-zero multiple of HUGE), or None when it cannot be had.
     fn new(bytes: usize) -> Option<Buffer> {
+        let layout = Self::layout(bytes)?;
         // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { std::alloc::alloc(Self::layout(bytes)) };
+        let ptr = unsafe { std::alloc::alloc(layout) };
         if ptr.is_null() {
             return None;
         }
@@ -56,8 +57,10 @@ impl Buffer {
 
 impl Drop for Buffer {
     fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout, freed once.
-        unsafe { std::alloc::dealloc(self.ptr, Self::layout(self.bytes)) }
+        if let Some(layout) = Self::layout(self.bytes) {
+            // SAFETY: allocated in `new` with this layout (which was valid then), freed once.
+            unsafe { std::alloc::dealloc(self.ptr, layout) }
+        }
     }
 }
 

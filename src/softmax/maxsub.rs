@@ -67,8 +67,9 @@ fn exp_sum_map_on<S: Simd, F: VFn<S>>(x: &[S::E], q: Option<*mut S::E>, f: F) ->
     let zero = S::splat(S::E::ZERO);
     let (mut a, mut b, c, d) = (zero, zero, zero, zero);
     // Blocked summation: the four chains restart every BLOCK steps and their block sums add
-    // into `total`, so no chain is longer than BLOCK + len / (BLOCK 4 w) additions (one chain
-    // of len / 4 additions per lane left scalar f32 rows of 65536 N(0, 6^2) values at 1.2e-5).
+    // into `total`, so no chain is longer than BLOCK + len / (BLOCK 4 w) additions. With one
+    // lane (the scalar path) a plain chain of len / 4 additions broke issue 15's 2e-6 bound on
+    // f32 rows of 65536 (benches/README.md).
     const BLOCK: usize = 64;
     let mut total = zero;
     let mut i = 0;
@@ -186,13 +187,13 @@ pub fn online_pass<S: Simd>(x: &[S::E]) -> (S::E, S::E) {
     let p = x.as_ptr();
     let lo = S::splat(S::E::LOWEST);
     let zero = S::splat(S::E::ZERO);
-    // Four independent (max, sum, compensation) chains: the compensated update is a chain of
-    // five dependent operations per vector, so two chains left the FMA pipes idle.
+    // Four independent (max, sum, compensation) chains: the compensated update is a longer
+    // dependent chain than the plain FMA it replaces.
     let mut acc = [(lo, zero, zero); 4];
     let poly = ExpPoly::<S>::softmax(S::splat(S::E::ONE));
     /// One vector into a running (max, sum, compensation): the sum is rescaled to the new max
-    /// and the new term added with Kahan's compensation. Uncompensated, each lane's chain of
-    /// len / 32 additions left f32 rows of 65536 N(0, 6^2) values at 2.8e-6 relative error.
+    /// and the new term added with Kahan's compensation (uncompensated, the error of each lane's
+    /// chain of additions broke issue 15's 2e-6 bound on f32 rows of 65536; benches/README.md).
     #[inline(always)]
     fn step<S: Simd>(acc: &mut (S::V, S::V, S::V), v: S::V, poly: &ExpPoly<S>) {
         let (m, s, c) = *acc;
@@ -225,8 +226,8 @@ pub fn online_pass<S: Simd>(x: &[S::E]) -> (S::E, S::E) {
             step::<S>(&mut acc[3], v, &poly);
         }
     }
-    // The four chains merge lane-wise, then the lanes, in vectors: a scalar exp per lane cost
-    // more than the whole pass on rows of 64.
+    // The four chains merge lane-wise, then the lanes, with the vector exp (one code path per
+    // ISA, no scalar exp per lane).
     let m = acc.iter().fold(lo, |m, a| S::max(m, a.0));
     let mut sv = zero;
     for a in &acc {

@@ -5,6 +5,7 @@ pub mod attention;
 pub mod cpu_info;
 pub mod error;
 pub mod linalg;
+pub mod memory;
 pub mod moe;
 pub mod regression;
 pub mod simd;

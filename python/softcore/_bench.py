@@ -130,20 +130,6 @@ def _family_cases(bench: Bench, x: np.ndarray, peers: dict[str, Any]) -> None:
     bench.row("softmax f64", x64.shape, functools.partial(softcore.softmax, x64), p)
 
 
-_ALGORITHMS: tuple[Literal["three_pass_reload", "three_pass_recompute", "online"], ...] = (
-    "three_pass_reload",
-    "three_pass_recompute",
-    "online",
-)
-
-
-def _algorithms_case(bench: Bench, n: int) -> None:
-    x = np.random.default_rng(1).standard_normal((1, n), dtype=np.float32)
-    p: dict[str, Fn] = {a: functools.partial(softcore.softmax, x, algorithm=a) for a in _ALGORITHMS}
-    ours = functools.partial(softcore.softmax, x, algorithm="two_pass")
-    bench.row("softmax two_pass vs", x.shape, ours, p)
-
-
 def _threads_case(bench: Bench, x: np.ndarray, threads: int) -> None:
     def on(n: int) -> object:
         softcore.set_num_threads(n)
@@ -241,7 +227,6 @@ def run(
         xs = rng.standard_normal(shape, dtype=np.float32)
         _softmax_case(bench, xs, peers)
         _auto_case(bench, xs)
-    _algorithms_case(bench, shapes[-1][1])
     x = rng.standard_normal(shapes[0], dtype=np.float32)
     _family_cases(bench, x, peers)
     if (os.cpu_count() or 1) > 1:

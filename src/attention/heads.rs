@@ -226,31 +226,14 @@ pub(crate) fn check_finite<E: Lanes>(func: &str, what: &str, x: &[E]) -> Result<
     }
 }
 
-/// Asks the kernel to back a large fresh buffer with transparent huge pages where the system
-/// leaves that to the program (THP "madvise" mode): a fresh output is written once, and faulting
-/// it in 4 KiB pages costs about as much as the write itself. Only whole 2 MiB pages inside the
-/// buffer are advised; elsewhere, or where it fails, nothing changes.
+/// Huge pages for a large fresh buffer (`memory::advise_huge_pages`); below two huge pages an
+/// unaligned buffer holds at most one whole one, not worth the call.
 fn huge_pages<E>(buf: &mut Vec<E>) {
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        let bytes = buf.capacity() * std::mem::size_of::<E>();
-        if bytes < 2 * HUGE {
-            return;
-        }
-        let start = buf.as_mut_ptr() as usize;
-        let lo = start.next_multiple_of(HUGE);
-        let hi = (start + bytes) / HUGE * HUGE;
-        if hi > lo {
-            // SAFETY: [lo, hi) lies inside the vector's allocation; MADV_HUGEPAGE changes only
-            // how the kernel backs the pages, never their contents or validity.
-            unsafe {
-                libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE);
-            }
-        }
+    let bytes = buf.capacity() * std::mem::size_of::<E>();
+    if bytes >= 2 * crate::memory::HUGE_PAGE {
+        // SAFETY: the range is the vector's allocation.
+        unsafe { crate::memory::advise_huge_pages(buf.as_mut_ptr().cast(), bytes) }
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = buf;
 }
 
 /// An output of `len` elements that the kernels write before it is read.

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 /// Outputs smaller than this come from NumPy's allocator (glibc reuses such blocks itself).
 const MIN_BYTES: usize = 1 << 20;
 /// Buffers are aligned to, and sized in, transparent huge pages.
-const HUGE: usize = 2 << 20;
+const HUGE: usize = crate::memory::HUGE_PAGE;
 /// At most this many idle buffers (two per size for `y = f(x)` in a loop, a few sizes).
 const MAX_IDLE: usize = 6;
 
@@ -45,12 +45,8 @@ impl Buffer {
         if ptr.is_null() {
             return None;
         }
-        #[cfg(target_os = "linux")]
-        // SAFETY: [ptr, ptr + bytes) is this allocation; the advice changes only how the kernel
-        // backs the pages (huge pages where THP is in `madvise` mode), never their contents.
-        unsafe {
-            libc::madvise(ptr.cast(), bytes, libc::MADV_HUGEPAGE);
-        }
+        // SAFETY: [ptr, ptr + bytes) is this allocation.
+        unsafe { crate::memory::advise_huge_pages(ptr, bytes) };
         Some(Buffer { ptr, bytes })
     }
 }

@@ -65,7 +65,8 @@ fn exp_sum_map_on<S: Simd, F: VFn<S>>(x: &[S::E], q: Option<*mut S::E>, f: F) ->
     let len = x.len();
     let p = x.as_ptr();
     let zero = S::splat(S::E::ZERO);
-    let (mut a, mut b, c, d) = (zero, zero, zero, zero);
+    // Whole vectors after the last block, and the tail.
+    let (mut a, mut b) = (zero, zero);
     // Blocked summation: the four chains restart every BLOCK steps and their block sums add
     // into `total`, so no chain is longer than BLOCK + len / (BLOCK 4 w) additions. With one
     // lane (the scalar path) a plain chain of len / 4 additions broke issue 15's 2e-6 bound on
@@ -101,7 +102,7 @@ fn exp_sum_map_on<S: Simd, F: VFn<S>>(x: &[S::E], q: Option<*mut S::E>, f: F) ->
             b = S::add(b, t);
         }
     }
-    S::reduce_add(S::add(total, S::add(S::add(a, b), S::add(c, d))))
+    S::reduce_add(S::add(total, S::add(a, b)))
 }
 
 /// f(x[i]), also stored to q[i] when q is given.

@@ -302,3 +302,23 @@ def test_long_wide_rows_stay_within_2e6(algorithm):
         y = softcore.softmax(x, algorithm=algorithm)
         worst = max(worst, float(np.max(np.abs(y - r) / r)))
     assert worst < 2e-6, worst
+
+
+@pytest.mark.parametrize(
+    "algorithm", ["auto", "two_pass", "online", "three_pass_reload", "three_pass_recompute"]
+)
+def test_long_columns_stay_within_2e6(algorithm):
+    # The same bound down a non-last axis, where each column is one SIMD lane's chain of
+    # additions (src/softmax/strided.rs): 72 columns take a strip of four vectors and partial
+    # vectors on every ISA.
+    x = (np.random.default_rng(7).standard_normal((65536, 72)) * 6).astype(np.float32)
+    x64 = x.astype(np.float64)
+    r = ref.softmax(x64, axis=0)
+    y = softcore.softmax(x, axis=0, algorithm=algorithm)
+    assert float(np.max(np.abs(y - r) / r)) < 2e-6
+    if algorithm == "auto":
+        rl = ref.log_softmax(x64, axis=0)
+        yl = softcore.log_softmax(x, axis=0)
+        assert float(np.max(np.abs(yl - rl) / np.maximum(1.0, np.abs(rl)))) < 2e-6
+        lse = softcore.logsumexp(x, axis=0)
+        assert float(np.max(np.abs(lse - ref.logsumexp(x64, axis=0)))) < 2e-6

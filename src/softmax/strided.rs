@@ -9,7 +9,7 @@
 // only an index into the per-vector arrays.
 #![allow(clippy::needless_range_loop)]
 
-use super::extexp::{e_init, merge_v, ExtSum};
+use super::extexp::{e_init, ExtSum};
 use super::rows::{log_softmax_row, logsumexp_row, softmax_row, Op};
 use super::vmap::{ExtLog, ExtScale, VFn};
 use super::Algorithm;
@@ -203,12 +203,24 @@ unsafe fn strip_two_pass<S: Simd, const V: usize>(
     let w = S::LANES;
     let poly = ExpPoly::<S>::softmax(S::splat(S::E::ONE));
     let zero = S::splat(S::E::ZERO);
-    let (mut m, mut e) = ([zero; V], [S::splat(e_init::<S::E>()); V]);
+    let (mut m, mut e, mut c) = ([zero; V], [S::splat(e_init::<S::E>()); V], [zero; V]);
     for i in 0..ctx.n {
         for v in 0..V {
             let (p, k) = exp_parts_on::<S>(ctx.load::<S>(i, v, S::E::NEG_INFINITY), &poly);
-            (m[v], e[v]) = merge_v::<S>(m[v], e[v], p, k);
+            // Each lane is one column: a chain of n additions, compensated as the row path's
+            // `ext_sum` is (Kahan, the compensation rescaled with the sum); uncompensated, f32
+            // columns of 65536 broke issue 15's 2e-6 bound (benches/README.md).
+            let en = S::max(e[v], k);
+            let d = S::sub(e[v], en);
+            let (ms, cs) = (S::ldexp_ftz(m[v], d), S::ldexp_ftz(c[v], d));
+            let y = S::sub(S::ldexp_ftz(p, S::sub(k, en)), cs);
+            m[v] = S::add(ms, y);
+            c[v] = S::sub(S::sub(m[v], ms), y);
+            e[v] = en;
         }
+    }
+    for v in 0..V {
+        m[v] = S::sub(m[v], c[v]);
     }
     let (ms, es) = (lanes::<S, V>(&m), lanes::<S, V>(&e));
     let mut inv = [[S::E::ZERO; 16]; V];
@@ -263,8 +275,16 @@ unsafe fn strip_max_based<S: Simd, const V: usize>(
     let w = S::LANES;
     let poly = ExpPoly::<S>::softmax(S::splat(S::E::ONE));
     let zero = S::splat(S::E::ZERO);
-    let mut sum = [zero; V];
+    // Kahan-compensated sums, one chain per column (see `strip_two_pass`).
+    let (mut sum, mut comp) = ([zero; V], [zero; V]);
     let online = op == Op::Softmax(Algorithm::Online);
+    // As in `maxsub::online_pass`: rescale arguments clamped at the smallest normal exponent,
+    // so the chains' start at the lowest value gives no subnormal factors.
+    let arg_lo = S::splat(S::E::from_f64(if std::mem::size_of::<S::E>() == 4 {
+        -87.0
+    } else {
+        -708.0
+    }));
     let reload = op == Op::Softmax(Algorithm::ThreePassReload);
     let mut mx = [S::splat(if online {
         S::E::LOWEST
@@ -276,11 +296,11 @@ unsafe fn strip_max_based<S: Simd, const V: usize>(
             let xv = ctx.load::<S>(i, v, S::E::NEG_INFINITY);
             if online {
                 let mn = S::max(mx[v], xv);
-                sum[v] = S::fma(
-                    sum[v],
-                    exp_poly_on::<S>(S::sub(mx[v], mn), &poly),
-                    exp_poly_on::<S>(S::sub(xv, mn), &poly),
-                );
+                let f = exp_poly_on::<S>(S::max(S::sub(mx[v], mn), arg_lo), &poly);
+                let (s, c) = (S::mul(sum[v], f), S::mul(comp[v], f));
+                let y = S::sub(exp_poly_on::<S>(S::sub(xv, mn), &poly), c);
+                sum[v] = S::add(s, y);
+                comp[v] = S::sub(S::sub(sum[v], s), y);
                 mx[v] = mn;
             } else {
                 mx[v] = S::max(mx[v], xv);
@@ -309,13 +329,18 @@ unsafe fn strip_max_based<S: Simd, const V: usize>(
         for i in 0..ctx.n {
             for v in 0..V {
                 let t = term.call(v, ctx.load::<S>(i, v, S::E::NEG_INFINITY));
-                sum[v] = S::add(sum[v], t);
+                let (s, y) = (sum[v], S::sub(t, comp[v]));
+                sum[v] = S::add(s, y);
+                comp[v] = S::sub(S::sub(sum[v], s), y);
                 if reload {
                     // SAFETY: forwarded contract.
                     unsafe { ctx.store::<S>(i, v, t) };
                 }
             }
         }
+    }
+    for v in 0..V {
+        sum[v] = S::sub(sum[v], comp[v]);
     }
     let mut inv = lanes::<S, V>(&sum);
     // A NaN sum (a NaN or +inf entry; the running max may have moved past it, as x86's max

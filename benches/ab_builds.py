@@ -33,7 +33,13 @@ def medians(fns, rounds=41):
 def main(argv):
     old, new = load("old_build", argv[0]), load("new_build", argv[1])
     axis = next((int(a.split("=")[1]) for a in argv[2:] if a.startswith("--axis=")), -1)
-    shapes = [a for a in argv[2:] if not a.startswith("--")] or ["4096x1024", "65536x64", "64x8192", "1x16777216", "256x65536"]
+    shapes = [a for a in argv[2:] if not a.startswith("--")] or [
+        "4096x1024",
+        "65536x64",
+        "64x8192",
+        "1x16777216",
+        "256x65536",
+    ]
     rng = np.random.default_rng(0)
     for s in shapes:
         x = rng.standard_normal(tuple(map(int, s.split("x"))), dtype=np.float32)

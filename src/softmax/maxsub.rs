@@ -178,6 +178,40 @@ pub fn log_write_max<S: Simd>(x: &[S::E], y: &mut [S::E], mx: S::E, ln_s: S::E) 
     );
 }
 
+/// The lower clamp of the online rescale arguments: factors below the smallest normal are 0 to
+/// the sum's precision, and clamping their arguments keeps the exponential off subnormal
+/// results (a microcode assist per instruction on x86), which chains that start at the lowest
+/// value hit on every row.
+#[inline(always)]
+pub(super) fn rescale_arg_min<S: Simd>() -> S::V {
+    S::splat(S::E::from_f64(if std::mem::size_of::<S::E>() == 4 {
+        -87.0
+    } else {
+        -708.0
+    }))
+}
+
+/// One vector into a running (max, sum, compensation): the sum is rescaled to the new max and
+/// the new term added with Kahan's compensation (uncompensated, the error of each lane's chain
+/// of additions broke issue 15's 2e-6 bound on f32 rows of 65536; benches/README.md). `lo` is
+/// `rescale_arg_min`.
+#[inline(always)]
+pub(super) fn online_step<S: Simd>(
+    acc: &mut (S::V, S::V, S::V),
+    v: S::V,
+    poly: &ExpPoly<S>,
+    lo: S::V,
+) {
+    let (m, s, c) = *acc;
+    let mn = S::max(m, v);
+    let f = exp_poly_on::<S>(S::max(S::sub(m, mn), lo), poly);
+    let e = exp_poly_on::<S>(S::sub(v, mn), poly);
+    let (s, c) = (S::mul(s, f), S::mul(c, f));
+    let y = S::sub(e, c);
+    let t = S::add(s, y);
+    *acc = (mn, t, S::sub(S::sub(t, s), y));
+}
+
 /// Online normaliser: per-lane running max and rescaled sum in one pass, lanes merged at the end.
 /// Returns (max, sum of e^{x - max}). Starting from the lowest finite value (not -inf) keeps
 /// e^{m - m_new} free of -inf - -inf.
@@ -191,48 +225,27 @@ pub fn online_pass<S: Simd>(x: &[S::E]) -> (S::E, S::E) {
     // Four independent (max, sum, compensation) chains: the compensated update is a longer
     // dependent chain than the plain FMA it replaces.
     let mut acc = [(lo, zero, zero); 4];
-    // Rescale factors below the smallest normal are 0 to the sum's precision; clamping their
-    // arguments keeps the exponential off subnormal results (a microcode assist per
-    // instruction on x86), which the chains' start at the lowest value hit on every row.
-    let arg_lo = S::splat(S::E::from_f64(if std::mem::size_of::<S::E>() == 4 {
-        -87.0
-    } else {
-        -708.0
-    }));
+    let arg_lo = rescale_arg_min::<S>();
     let poly = ExpPoly::<S>::softmax(S::splat(S::E::ONE));
-    /// One vector into a running (max, sum, compensation): the sum is rescaled to the new max
-    /// and the new term added with Kahan's compensation (uncompensated, the error of each lane's
-    /// chain of additions broke issue 15's 2e-6 bound on f32 rows of 65536; benches/README.md).
-    #[inline(always)]
-    fn step<S: Simd>(acc: &mut (S::V, S::V, S::V), v: S::V, poly: &ExpPoly<S>, lo: S::V) {
-        let (m, s, c) = *acc;
-        let mn = S::max(m, v);
-        let f = exp_poly_on::<S>(S::max(S::sub(m, mn), lo), poly);
-        let e = exp_poly_on::<S>(S::sub(v, mn), poly);
-        let (s, c) = (S::mul(s, f), S::mul(c, f));
-        let y = S::sub(e, c);
-        let t = S::add(s, y);
-        *acc = (mn, t, S::sub(S::sub(t, s), y));
-    }
     let mut i = 0;
     // SAFETY: loads stay within x.
     unsafe {
         while i + 4 * w <= len {
             for (k, a) in acc.iter_mut().enumerate() {
-                step::<S>(a, S::load(p.add(i + k * w)), &poly, arg_lo);
+                online_step::<S>(a, S::load(p.add(i + k * w)), &poly, arg_lo);
             }
             i += 4 * w;
         }
         // At most three whole vectors are left; constant indices keep the chains in registers.
         for a in &mut acc[..3] {
             if i + w <= len {
-                step::<S>(a, S::load(p.add(i)), &poly, arg_lo);
+                online_step::<S>(a, S::load(p.add(i)), &poly, arg_lo);
                 i += w;
             }
         }
         if i < len {
             let v = S::load_partial(p.add(i), len - i, S::E::NEG_INFINITY);
-            step::<S>(&mut acc[3], v, &poly, arg_lo);
+            online_step::<S>(&mut acc[3], v, &poly, arg_lo);
         }
     }
     // The four chains merge lane-wise, then the lanes, with the vector exp (one code path per

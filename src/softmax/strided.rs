@@ -10,10 +10,11 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::extexp::{e_init, ExtSum};
+use super::maxsub::{online_step, rescale_arg_min};
 use super::rows::{log_softmax_row, logsumexp_row, softmax_row, Op};
 use super::vmap::{ExtLog, ExtScale, VFn};
 use super::Algorithm;
-use crate::simd::exp::{exp_parts_on, exp_poly_on, ExpPoly};
+use crate::simd::exp::{exp_parts_on, ExpPoly};
 use crate::simd::{Elem, Kernel, Lanes, Simd};
 
 /// A raw output pointer that may cross threads: tasks write disjoint column ranges of the same
@@ -278,13 +279,7 @@ unsafe fn strip_max_based<S: Simd, const V: usize>(
     // Kahan-compensated sums, one chain per column (see `strip_two_pass`).
     let (mut sum, mut comp) = ([zero; V], [zero; V]);
     let online = op == Op::Softmax(Algorithm::Online);
-    // As in `maxsub::online_pass`: rescale arguments clamped at the smallest normal exponent,
-    // so the chains' start at the lowest value gives no subnormal factors.
-    let arg_lo = S::splat(S::E::from_f64(if std::mem::size_of::<S::E>() == 4 {
-        -87.0
-    } else {
-        -708.0
-    }));
+    let arg_lo = rescale_arg_min::<S>();
     let reload = op == Op::Softmax(Algorithm::ThreePassReload);
     let mut mx = [S::splat(if online {
         S::E::LOWEST
@@ -295,13 +290,9 @@ unsafe fn strip_max_based<S: Simd, const V: usize>(
         for v in 0..V {
             let xv = ctx.load::<S>(i, v, S::E::NEG_INFINITY);
             if online {
-                let mn = S::max(mx[v], xv);
-                let f = exp_poly_on::<S>(S::max(S::sub(mx[v], mn), arg_lo), &poly);
-                let (s, c) = (S::mul(sum[v], f), S::mul(comp[v], f));
-                let y = S::sub(exp_poly_on::<S>(S::sub(xv, mn), &poly), c);
-                sum[v] = S::add(s, y);
-                comp[v] = S::sub(S::sub(sum[v], s), y);
-                mx[v] = mn;
+                let mut acc = (mx[v], sum[v], comp[v]);
+                online_step::<S>(&mut acc, xv, &poly, arg_lo);
+                (mx[v], sum[v], comp[v]) = acc;
             } else {
                 mx[v] = S::max(mx[v], xv);
             }
